@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto';
+import type { VideoId } from '../origin/video-id.js';
+import type { VideoRef } from './keys.js';
+
+/**
+ * What the cache knows about one video (id + format): its size, type and
+ * geometry, and which slices S3 holds. Every tier and every node reads the same
+ * manifest, so the ETag and slice boundaries agree wherever a request lands.
+ */
+export interface Manifest {
+  readonly version: 1;
+  readonly id: VideoId;
+  readonly format: string;
+  readonly contentType: string;
+  readonly size: number;
+  /** Seconds, when yt-dlp or the MP4 header told us. */
+  readonly duration: number | undefined;
+  /** The origin's `lmt` (last modified) when its URL had one: a new upload changes it. */
+  readonly lmt: string | undefined;
+  readonly sliceBytes: number;
+  /** Slices 0 … headSlices-1 are persisted to S3 (all of them with PERSIST=full). */
+  readonly headSlices: number;
+  /** Indexes of the slices S3 holds, ascending. */
+  readonly persisted: readonly number[];
+  readonly etag: string;
+  readonly createdAt: string;
+}
+
+export function createManifest(video: VideoRef, facts: { contentType: string; size: number; duration: number | undefined; lmt: string | undefined; sliceBytes: number; headSlices: number }): Manifest {
+  const etag = `"${createHash('sha256').update(`${video.id}\n${video.format}\n${facts.size}\n${facts.lmt ?? ''}`).digest('base64url').slice(0, 22)}"`;
+  return { version: 1, id: video.id, format: video.format, ...facts, persisted: [], etag, createdAt: new Date().toISOString() };
+}
+
+export const sliceCount = (manifest: Manifest): number => Math.ceil(manifest.size / manifest.sliceBytes);
+
+/** Byte range [start, end] (inclusive) of slice `index`. */
+export function sliceBounds(manifest: Pick<Manifest, 'size' | 'sliceBytes'>, index: number): { start: number; end: number; length: number } {
+  const start = index * manifest.sliceBytes;
+  const end = Math.min(start + manifest.sliceBytes, manifest.size) - 1;
+  return { start, end, length: end - start + 1 };
+}
+
+/**
+ * How many slices hold the first `headSeconds` of the video. The byte length of
+ * N seconds is estimated from the average bitrate; without a duration, `headBytes`.
+ */
+export function headSliceCount(options: { size: number; sliceBytes: number; duration: number | undefined; headSeconds: number; headBytes: number; full: boolean }): number {
+  const total = Math.ceil(options.size / options.sliceBytes);
+  if (options.full) return total;
+  const bytes = options.duration && options.duration > 0 ? (options.size * options.headSeconds) / options.duration : options.headBytes;
+  return Math.min(total, Math.max(1, Math.ceil(bytes / options.sliceBytes)));
+}
+
+export const withPersisted = (manifest: Manifest, persisted: Iterable<number>): Manifest => ({
+  ...manifest,
+  persisted: [...new Set([...manifest.persisted, ...persisted])].sort((a, b) => a - b),
+});
+
+/** Parses a manifest read from S3; anything malformed or from another slice size is treated as absent. */
+export function parseManifest(text: string, expected: VideoRef & { sliceBytes: number }): Manifest | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const m = value as Record<string, unknown>;
+  const ok =
+    m.version === 1 &&
+    m.id === expected.id &&
+    m.format === expected.format &&
+    m.sliceBytes === expected.sliceBytes &&
+    typeof m.contentType === 'string' &&
+    Number.isSafeInteger(m.size) && (m.size as number) > 0 &&
+    Number.isSafeInteger(m.headSlices) &&
+    Array.isArray(m.persisted) && m.persisted.every((i) => Number.isSafeInteger(i)) &&
+    typeof m.etag === 'string' &&
+    typeof m.createdAt === 'string';
+  if (!ok) return undefined;
+  return {
+    version: 1,
+    id: expected.id,
+    format: m.format as string,
+    contentType: m.contentType as string,
+    size: m.size as number,
+    duration: typeof m.duration === 'number' ? m.duration : undefined,
+    lmt: typeof m.lmt === 'string' ? m.lmt : undefined,
+    sliceBytes: m.sliceBytes as number,
+    headSlices: m.headSlices as number,
+    persisted: m.persisted as number[],
+    etag: m.etag as string,
+    createdAt: m.createdAt as string,
+  };
+}

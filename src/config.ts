@@ -1,0 +1,170 @@
+import { ConfigError } from './errors.js';
+import { parseDuration, parseSize } from './units.js';
+
+/**
+ * The one configuration schema. Every setting is an environment variable, read
+ * and validated once at start-up; defaults live here and nowhere else. The
+ * README's configuration table documents the same names.
+ */
+
+interface Setting<T> {
+  readonly default: string;
+  readonly doc: string;
+  parse(raw: string, name: string): T;
+}
+
+const fail = (name: string, message: string): never => {
+  throw new ConfigError(name, message);
+};
+
+const str = (defaultValue: string, doc: string): Setting<string> => ({ default: defaultValue, doc, parse: (raw) => raw });
+
+const int = (defaultValue: string, doc: string, min = 0, max = Number.MAX_SAFE_INTEGER): Setting<number> => ({
+  default: defaultValue,
+  doc,
+  parse(raw, name) {
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || value < min || value > max) fail(name, `expected a whole number from ${min} to ${max}, got "${raw}"`);
+    return value;
+  },
+});
+
+const size = (defaultValue: string, doc: string, min = 0): Setting<number> => ({
+  default: defaultValue,
+  doc,
+  parse(raw, name) {
+    const bytes = parseSize(raw);
+    if (bytes === undefined) return fail(name, `expected a size such as 1048576, 100MiB or 1MB, got "${raw}"`);
+    if (bytes < min) fail(name, `must be at least ${min} bytes, got "${raw}"`);
+    return bytes;
+  },
+});
+
+const duration = (defaultValue: string, doc: string): Setting<number> => ({
+  default: defaultValue,
+  doc,
+  parse(raw, name) {
+    const ms = parseDuration(raw);
+    return ms === undefined ? fail(name, `expected a duration such as 90s, 5m or 2h, got "${raw}"`) : ms;
+  },
+});
+
+const optionalDuration = (doc: string): Setting<number | undefined> => ({
+  default: '',
+  doc,
+  parse: (raw, name) => (raw === '' ? undefined : duration('', doc).parse(raw, name)),
+});
+
+const bool = (defaultValue: string, doc: string): Setting<boolean> => ({
+  default: defaultValue,
+  doc,
+  parse(raw, name) {
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    return fail(name, `expected true or false, got "${raw}"`);
+  },
+});
+
+const oneOf = <T extends string>(values: readonly T[], defaultValue: T, doc: string): Setting<T> => ({
+  default: defaultValue,
+  doc,
+  parse: (raw, name) => (values.includes(raw as T) ? (raw as T) : fail(name, `expected one of ${values.join(', ')}, got "${raw}"`)),
+});
+
+/** Comma-separated host patterns: `example.com`, `*.googlevideo.com`, `127.0.0.1`. */
+const hostList = (defaultValue: string, doc: string): Setting<string[]> => ({
+  default: defaultValue,
+  doc,
+  parse(raw, name) {
+    const hosts = raw.split(',').map((host) => host.trim().toLowerCase()).filter(Boolean);
+    for (const host of hosts) if (!/^(\*\.)?[a-z0-9.[\]:-]+$/.test(host)) fail(name, `"${host}" is not a host name or *.domain pattern`);
+    return hosts;
+  },
+});
+
+/** Extra yt-dlp arguments: a JSON array of strings, or words separated by spaces. */
+const argList = (doc: string): Setting<string[]> => ({
+  default: '',
+  doc,
+  parse(raw, name) {
+    if (!raw.trim().startsWith('[')) return raw.split(/\s+/).filter(Boolean);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      return fail(name, 'starts with "[" but is not valid JSON');
+    }
+    if (!Array.isArray(parsed) || !parsed.every((arg) => typeof arg === 'string')) fail(name, 'must be a JSON array of strings');
+    return parsed as string[];
+  },
+});
+
+export const SETTINGS = {
+  PORT: int('8080', 'HTTP port', 0, 65535),
+  HOST: str('127.0.0.1', 'address to listen on (0.0.0.0 in containers)'),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level'),
+
+  S3_ENDPOINT: str('', 'S3 endpoint URL; empty starts the embedded S3 server (s3rver) on 127.0.0.1'),
+  S3_REGION: str('us-east-1', 'S3 region'),
+  S3_BUCKET: str('tubecache', 'bucket name'),
+  S3_PREFIX: str('', 'key prefix inside the bucket, e.g. "tubecache/"'),
+  S3_ACCESS_KEY_ID: str('', 'access key (empty: the AWS SDK default chain; S3RVER for the embedded server)'),
+  S3_SECRET_ACCESS_KEY: str('', 'secret key'),
+  S3_FORCE_PATH_STYLE: bool('true', 'path-style URLs (MinIO, Ceph, s3rver); false for virtual-hosted AWS'),
+  S3_CHECKSUMS: oneOf(['WHEN_REQUIRED', 'WHEN_SUPPORTED'], 'WHEN_REQUIRED', "the AWS SDK's request checksum calculation and response validation"),
+  S3_CREATE_BUCKET: bool('true', 'create the bucket at start-up when it does not exist'),
+  S3_TIMEOUT: duration('5s', 'timeout of one S3 request; an S3 that does not answer degrades to the origin'),
+  DATA_DIR: str('./data', 'where the embedded S3 server keeps its objects'),
+
+  MEMORY_CACHE_BYTES: size('100MiB', 'byte budget of the in-memory LRU'),
+  MEMORY_CACHE_TTL: duration('5m', 'time to live of an entry in memory'),
+  SLICE_BYTES: size('1MiB', 'size of a cache slice', 64 * 1024),
+  HEAD_SECONDS: int('30', 'seconds from the start of each video persisted to S3'),
+  HEAD_BYTES: size('8MiB', 'bytes persisted when the duration cannot be known'),
+  PERSIST: oneOf(['head', 'full'], 'head', 'head: the first HEAD_SECONDS; full: every slice'),
+  UPLOAD_CONCURRENCY: int('4', 'S3 uploads running at once', 1, 256),
+  UPLOAD_QUEUE: int('256', 'slices waiting for upload; more are dropped and counted', 0),
+  ACCESS_TOUCH_INTERVAL: duration('1m', 'how often one process records a video\'s last access in S3'),
+
+  YTDLP_PATH: str('yt-dlp', 'the yt-dlp executable'),
+  YTDLP_FORMAT: str('18/b', 'yt-dlp format selector (a single file with audio and video)'),
+  YTDLP_URL_TEMPLATE: str('https://www.youtube.com/watch?v={id}', 'page URL given to yt-dlp; {id} is replaced'),
+  YTDLP_EXTRA_ARGS: argList('extra yt-dlp arguments (cookies, proxy): JSON array or space-separated'),
+  YTDLP_CONCURRENCY: int('4', 'yt-dlp processes at once', 1, 64),
+  YTDLP_QUEUE: int('64', 'resolutions waiting for a yt-dlp slot; more answer 503', 0),
+  RESOLVE_TIMEOUT: duration('20s', 'yt-dlp runs longer than this are killed (504)'),
+  RESOLVE_MARGIN: duration('10m', 'a resolved URL is dropped this long before its expire='),
+  RESOLVE_TTL: duration('1h', 'how long a resolved URL without expire= is kept'),
+  NEGATIVE_TTL: duration('60s', 'how long an unavailable video is remembered'),
+
+  ORIGIN_ALLOWED_HOSTS: hostList('*.googlevideo.com,*.youtube.com', 'media hosts tubecache may fetch from'),
+  ORIGIN_RANGE_QUERY_HOSTS: hostList('*.googlevideo.com', 'hosts that take the range as a range= query parameter'),
+  ORIGIN_MAX_RANGE: size('10MiB', 'largest byte range asked of the origin in one request', 1),
+  ORIGIN_RETRIES: int('2', 'retries of a failed origin request (5xx, reset, timeout)', 0, 10),
+  ORIGIN_CONNECT_TIMEOUT: duration('5s', 'origin connect timeout'),
+  ORIGIN_FIRST_BYTE_TIMEOUT: duration('10s', 'origin time to response headers'),
+  ORIGIN_IDLE_TIMEOUT: duration('15s', 'origin idle timeout (no bytes)'),
+  ORIGIN_MAX_SOCKETS: int('16', 'origin connections per host', 1, 1024),
+
+  ADMIN_TOKEN: str('', 'enables the admin API; clients send Authorization: Bearer <token>'),
+  ADMIN_PORT: int('0', 'serve the admin API on its own port (0: on PORT)', 0, 65535),
+  PRUNE_INTERVAL: optionalDuration('run prune inside the service this often (one node only)'),
+  PRUNE_TTL: duration('7d', 'prune deletes videos not accessed for this long'),
+  PRUNE_MAX_BYTES: size('0', 'prune then deletes least recently accessed videos above this size (0: no limit)'),
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+export type Config = { readonly [K in SettingName]: ReturnType<(typeof SETTINGS)[K]['parse']> };
+
+/** Reads every setting from `env`; the first invalid one throws a ConfigError naming it. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const config: Record<string, unknown> = {};
+  for (const [name, setting] of Object.entries(SETTINGS) as [SettingName, Setting<unknown>][]) {
+    const raw = env[name];
+    config[name] = setting.parse(raw === undefined || raw === '' ? setting.default : raw, name);
+  }
+  const result = config as Config;
+  if (result.SLICE_BYTES > 64 * 2 ** 20) throw new ConfigError('SLICE_BYTES', 'must be at most 64MiB (a slice is held in memory whole)');
+  if (!result.YTDLP_URL_TEMPLATE.includes('{id}')) throw new ConfigError('YTDLP_URL_TEMPLATE', 'must contain {id}');
+  return result;
+}

@@ -1,0 +1,62 @@
+/**
+ * Every error tubecache answers with comes from this one table: a stable code,
+ * the HTTP status, and whether its message may be shown to clients (5xx bodies
+ * never carry internals; the log does).
+ */
+export const ERRORS = {
+  INVALID_VIDEO_ID: { status: 400, message: 'video id must match ^[A-Za-z0-9_-]{11}$' },
+  BAD_REQUEST: { status: 400, message: 'bad request' },
+  UNAUTHORIZED: { status: 401, message: 'missing bearer token' },
+  FORBIDDEN: { status: 403, message: 'wrong bearer token' },
+  NOT_FOUND: { status: 404, message: 'not found' },
+  VIDEO_UNAVAILABLE: { status: 404, message: 'video unavailable' },
+  RANGE_NOT_SATISFIABLE: { status: 416, message: 'range not satisfiable' },
+  YTDLP_FAILED: { status: 502, message: 'yt-dlp failed to resolve the video' },
+  ORIGIN_FAILED: { status: 502, message: 'origin request failed' },
+  ORIGIN_FORBIDDEN: { status: 502, message: 'origin refused the request after a fresh resolution' },
+  ORIGIN_HOST_NOT_ALLOWED: { status: 502, message: 'resolved media host is not in ORIGIN_ALLOWED_HOSTS' },
+  ORIGIN_CHANGED: { status: 502, message: 'origin bytes changed (size or lmt) while fetching' },
+  YTDLP_MISSING: { status: 503, message: 'yt-dlp not found: set YTDLP_PATH to the yt-dlp executable' },
+  YTDLP_RESTRICTED: { status: 503, message: 'YouTube refused the resolution (sign-in, bot check or rate limit)' },
+  RESOLVE_QUEUE_FULL: { status: 503, message: 'too many videos resolving at once' },
+  YTDLP_TIMEOUT: { status: 504, message: 'yt-dlp did not answer within RESOLVE_TIMEOUT' },
+  S3_ERROR: { status: 503, message: 'S3 request failed' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class TubeError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Seconds a client should wait before retrying (503s). */
+  readonly retryAfter: number | undefined;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; retryAfter?: number }) {
+    super(detail ? `${ERRORS[code].message}: ${detail}` : ERRORS[code].message, { cause: options?.cause });
+    this.name = 'TubeError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.retryAfter = options?.retryAfter;
+  }
+
+  /** What a client may see: the full message for 4xx and for errors that name their reason. */
+  get publicMessage(): string {
+    return this.status < 500 || EXPLAINED_5XX.has(this.code) ? this.message : ERRORS[this.code].message;
+  }
+}
+
+/** 5xx codes whose detail is the upstream's reason (yt-dlp's own words), useful to the caller and free of internals. */
+const EXPLAINED_5XX = new Set<ErrorCode>(['YTDLP_FAILED', 'YTDLP_RESTRICTED', 'YTDLP_MISSING']);
+
+export const isTubeError = (error: unknown, code?: ErrorCode): error is TubeError =>
+  error instanceof TubeError && (code === undefined || error.code === code);
+
+/** A configuration value that cannot be used; start-up stops with this message. */
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}

@@ -1,0 +1,29 @@
+/** The one Range parser: what a `Range` header asks of a body of `size` bytes. */
+export type RangeRequest = { kind: 'whole' } | { kind: 'partial'; start: number; end: number } | { kind: 'unsatisfiable' };
+
+const WHOLE: RangeRequest = { kind: 'whole' };
+const UNSATISFIABLE: RangeRequest = { kind: 'unsatisfiable' };
+
+/**
+ * One range (`a-b`, `a-`, `-n`) → partial. Several ranges → the whole body
+ * (never multipart: players ask one range at a time). Another unit → whole
+ * (RFC 9110 lets a server ignore it). A malformed or out-of-bounds byte range → 416.
+ */
+export function parseRange(header: string | undefined, size: number): RangeRequest {
+  if (!header) return WHOLE;
+  const match = /^\s*bytes\s*=\s*(.*)$/i.exec(header);
+  if (!match) return WHOLE;
+  const specs = match[1]!.split(',').filter((spec) => spec.trim() !== '');
+  if (specs.length > 1) return WHOLE;
+  const spec = /^\s*(\d*)\s*-\s*(\d*)\s*$/.exec(specs[0] ?? '');
+  if (!spec || (spec[1] === '' && spec[2] === '')) return UNSATISFIABLE;
+  const first = spec[1] === '' ? undefined : Number(spec[1]);
+  const last = spec[2] === '' ? undefined : Number(spec[2]);
+  if ((first !== undefined && !Number.isSafeInteger(first)) || (last !== undefined && !Number.isSafeInteger(last))) return UNSATISFIABLE;
+  if (first === undefined) {
+    // Suffix: the last n bytes.
+    return last! > 0 && size > 0 ? { kind: 'partial', start: Math.max(0, size - last!), end: size - 1 } : UNSATISFIABLE;
+  }
+  if (first >= size || (last !== undefined && last < first)) return UNSATISFIABLE;
+  return { kind: 'partial', start: first, end: Math.min(last ?? size - 1, size - 1) };
+}

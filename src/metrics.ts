@@ -1,0 +1,41 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type TierName = 'memory' | 's3' | 'origin';
+
+/**
+ * Every counter tubecache exposes on /metrics. One registry per service so
+ * several services can live in one process (tests). Labels are bounded: tiers,
+ * outcomes and operation kinds, never video ids.
+ */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  /** Filled in by the parts that own the numbers; read when /metrics is scraped. */
+  const sources: { memory?: () => { bytes: number; entries: number }; uploadQueue?: () => number } = {};
+  return {
+    sources,
+    registry,
+    requests: new Counter({ name: 'tubecache_requests_total', help: 'Proxy responses by the X-Cache-Status they carried', labelNames: ['status'], registers }),
+    bytesServed: new Counter({ name: 'tubecache_served_bytes_total', help: 'Body bytes sent to clients, by the tier they came from', labelNames: ['tier'], registers }),
+    sliceReads: new Counter({ name: 'tubecache_slice_reads_total', help: 'Slices read by clients, by the tier that supplied them', labelNames: ['tier'], registers }),
+    originRequests: new Counter({ name: 'tubecache_origin_requests_total', help: 'Requests to the media origin by outcome', labelNames: ['outcome'], registers }),
+    originBytes: new Counter({ name: 'tubecache_origin_bytes_total', help: 'Bytes received from the media origin', registers }),
+    flightJoins: new Counter({ name: 'tubecache_inflight_joins_total', help: 'Readers that joined a slice fetch already in flight', registers }),
+    flightsAborted: new Counter({ name: 'tubecache_inflight_aborted_total', help: 'Slice fetches stopped because no reader or upload needed them', registers }),
+    ytdlpRuns: new Counter({ name: 'tubecache_ytdlp_runs_total', help: 'yt-dlp runs by outcome', labelNames: ['outcome'], registers }),
+    ytdlpSeconds: new Histogram({ name: 'tubecache_ytdlp_duration_seconds', help: 'yt-dlp run time by outcome', labelNames: ['outcome'], buckets: [0.25, 0.5, 1, 2, 4, 8, 16, 32], registers }),
+    resolveCache: new Counter({ name: 'tubecache_resolve_cache_total', help: 'Resolutions answered from memory (hit), by a running yt-dlp (joined) or by a new run (miss)', labelNames: ['result'], registers }),
+    s3Operations: new Counter({ name: 'tubecache_s3_operations_total', help: 'S3 requests by operation and outcome', labelNames: ['operation', 'outcome'], registers }),
+    uploadQueue: new Gauge({ name: 'tubecache_upload_queue_length', help: 'Slices waiting for upload', registers, collect() { this.set(sources.uploadQueue?.() ?? 0); } }),
+    uploadsDropped: new Counter({ name: 'tubecache_uploads_dropped_total', help: 'Slices not uploaded because the queue was full or S3 was down', registers }),
+    uploads: new Counter({ name: 'tubecache_uploads_total', help: 'Slice uploads by outcome', labelNames: ['outcome'], registers }),
+    memoryBytes: new Gauge({ name: 'tubecache_memory_cache_bytes', help: 'Bytes held by the memory tier', registers, collect() { this.set(sources.memory?.().bytes ?? 0); } }),
+    memoryEntries: new Gauge({ name: 'tubecache_memory_cache_entries', help: 'Entries held by the memory tier', registers, collect() { this.set(sources.memory?.().entries ?? 0); } }),
+    memoryEvictions: new Counter({ name: 'tubecache_memory_cache_evictions_total', help: 'Entries evicted from the memory tier to stay in budget', registers }),
+    pruneRuns: new Counter({ name: 'tubecache_prune_runs_total', help: 'Prune runs by outcome', labelNames: ['outcome'], registers }),
+    pruneDeleted: new Counter({ name: 'tubecache_prune_deleted_objects_total', help: 'Objects deleted by prune', registers }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,190 @@
+import { execa } from 'execa';
+import type { Logger } from 'pino';
+import type { MemoryTier } from '../cache/memory-tier.js';
+import type { Config } from '../config.js';
+import { TubeError, isTubeError, type ErrorCode } from '../errors.js';
+import { Limiter } from '../limiter.js';
+import type { Metrics } from '../metrics.js';
+import type { VideoId } from './video-id.js';
+
+/** What yt-dlp told us about one video's media: where to fetch it and with which headers. */
+export interface Resolution {
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly filesize: number | undefined;
+  readonly duration: number | undefined;
+  readonly formatId: string | undefined;
+  readonly ext: string | undefined;
+  /** When tubecache stops using the URL (its expire= less RESOLVE_MARGIN). */
+  readonly expiresAt: number;
+}
+
+/** stderr patterns, most specific first. YouTube's wording as yt-dlp reports it. */
+const CLASSIFIERS: { code: ErrorCode; pattern: RegExp; retryAfter?: number }[] = [
+  { code: 'YTDLP_RESTRICTED', pattern: /confirm you.?re not a bot|sign in to confirm|age[- ]restricted|confirm your age|inappropriate|members[- ]only|login required|cookies|HTTP Error 429|too many requests/i, retryAfter: 60 },
+  { code: 'VIDEO_UNAVAILABLE', pattern: /unavailable|private video|video is private|removed|terminated|does not exist|not available|no video formats|HTTP Error 404|unsupported url|is not a valid url/i },
+];
+
+/**
+ * Resolves a video id to a media URL by running yt-dlp. Results are cached in
+ * the memory tier until the URL expires; concurrent callers share one run; at
+ * most YTDLP_CONCURRENCY runs at once, with a bounded queue behind them.
+ */
+export class Resolver {
+  readonly #config: Config;
+  readonly #memory: MemoryTier;
+  readonly #metrics: Metrics;
+  readonly #log: Logger;
+  readonly #limiter: Limiter;
+  readonly #running = new Map<string, Promise<Resolution>>();
+
+  constructor(options: { config: Config; memory: MemoryTier; metrics: Metrics; logger: Logger }) {
+    this.#config = options.config;
+    this.#memory = options.memory;
+    this.#metrics = options.metrics;
+    this.#log = options.logger;
+    this.#limiter = new Limiter(this.#config.YTDLP_CONCURRENCY, this.#config.YTDLP_QUEUE);
+  }
+
+  get running(): number {
+    return this.#limiter.active;
+  }
+
+  resolve(id: VideoId): Promise<Resolution> {
+    const negative = this.#memory.getValue<{ code: ErrorCode; detail: string }>(negativeKey(id));
+    if (negative) return Promise.reject(new TubeError(negative.code, negative.detail));
+    const cached = this.#memory.getValue<Resolution>(resolutionKey(id));
+    if (cached && cached.expiresAt > Date.now()) {
+      this.#metrics.resolveCache.inc({ result: 'hit' });
+      return Promise.resolve(cached);
+    }
+    const running = this.#running.get(id);
+    if (running) {
+      this.#metrics.resolveCache.inc({ result: 'joined' });
+      return running;
+    }
+    this.#metrics.resolveCache.inc({ result: 'miss' });
+    const queued = this.#limiter.tryRun(() => this.#run(id));
+    if (!queued) return Promise.reject(new TubeError('RESOLVE_QUEUE_FULL', undefined, { retryAfter: 5 }));
+    const run = queued.finally(() => this.#running.delete(id));
+    this.#running.set(id, run);
+    return run;
+  }
+
+  /** Forgets a resolution the origin refused (403/410), so the next call runs yt-dlp again. */
+  invalidate(id: VideoId): void {
+    this.#memory.delete(resolutionKey(id));
+  }
+
+  async #run(id: VideoId): Promise<Resolution> {
+    const started = performance.now();
+    let outcome = 'ok';
+    try {
+      const resolution = await this.#spawn(id);
+      const ttl = resolution.expiresAt - Date.now();
+      if (ttl > 0) this.#memory.setValue(resolutionKey(id), resolution, ttl);
+      return resolution;
+    } catch (error) {
+      outcome = isTubeError(error) ? error.code.toLowerCase() : 'error';
+      if (isTubeError(error, 'VIDEO_UNAVAILABLE')) {
+        this.#memory.setValue(negativeKey(id), { code: error.code, detail: error.message.replace(/^[^:]*: /, '') }, this.#config.NEGATIVE_TTL);
+      }
+      this.#log.warn({ videoId: id, err: error }, 'yt-dlp resolution failed');
+      throw error;
+    } finally {
+      this.#metrics.ytdlpRuns.inc({ outcome });
+      this.#metrics.ytdlpSeconds.observe({ outcome }, (performance.now() - started) / 1000);
+    }
+  }
+
+  async #spawn(id: VideoId): Promise<Resolution> {
+    const config = this.#config;
+    const pageUrl = config.YTDLP_URL_TEMPLATE.replaceAll('{id}', id);
+    // Operator arguments first; the URL always after `--`, so nothing can be read as an option.
+    const args = ['-J', '--no-playlist', '--no-warnings', '-f', config.YTDLP_FORMAT, ...config.YTDLP_EXTRA_ARGS, '--', pageUrl];
+    const subprocess = execa(config.YTDLP_PATH, args, {
+      reject: false,
+      stdin: 'ignore',
+      // Its own process group, so a timeout kills yt-dlp and everything it started.
+      detached: true,
+      cleanup: true,
+      maxBuffer: 64 * 2 ** 20,
+      env: { PYTHONUNBUFFERED: '1' },
+    });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (subprocess.pid) killGroup(subprocess.pid);
+    }, config.RESOLVE_TIMEOUT);
+    const result = await subprocess.finally(() => clearTimeout(timer));
+    // yt-dlp may have left children in its group even when it exited by itself.
+    if (subprocess.pid) killGroup(subprocess.pid);
+
+    if (timedOut) throw new TubeError('YTDLP_TIMEOUT', `killed after ${config.RESOLVE_TIMEOUT} ms`);
+    if (result.code === 'ENOENT' || result.code === 'EACCES') {
+      throw new TubeError('YTDLP_MISSING', `${config.YTDLP_PATH} (${result.code})`, { retryAfter: 60 });
+    }
+    // -J prints "null" on failure: the exit code decides, not the output.
+    if (result.exitCode !== 0) throw classify(String(result.stderr ?? ''), result.exitCode);
+    return this.#parse(String(result.stdout));
+  }
+
+  #parse(stdout: string): Resolution {
+    let info: Record<string, unknown>;
+    try {
+      info = JSON.parse(stdout) as Record<string, unknown>;
+    } catch {
+      throw new TubeError('YTDLP_FAILED', 'output is not JSON');
+    }
+    // With a format selector, -J puts the chosen format's fields at the top level.
+    const url = info?.url;
+    if (typeof url !== 'string') throw new TubeError('YTDLP_FAILED', 'no media url in the output (is the format a single file?)');
+    const headers: Record<string, string> = {};
+    if (info.http_headers && typeof info.http_headers === 'object') {
+      for (const [name, value] of Object.entries(info.http_headers)) if (typeof value === 'string') headers[name] = value;
+    }
+    const positive = (value: unknown) => (typeof value === 'number' && value > 0 ? value : undefined);
+    return {
+      url,
+      headers,
+      filesize: positive(info.filesize),
+      duration: positive(info.duration),
+      formatId: typeof info.format_id === 'string' ? info.format_id : undefined,
+      ext: typeof info.ext === 'string' ? info.ext : undefined,
+      expiresAt: this.#expiry(url),
+    };
+  }
+
+  #expiry(url: string): number {
+    const expire = Number(new URL(url).searchParams.get('expire'));
+    return Number.isFinite(expire) && expire > 0 ? expire * 1000 - this.#config.RESOLVE_MARGIN : Date.now() + this.#config.RESOLVE_TTL;
+  }
+
+  /** `yt-dlp --version`, for readiness and doctor. */
+  async version(): Promise<string> {
+    const result = await execa(this.#config.YTDLP_PATH, ['--version'], { reject: false, timeout: this.#config.RESOLVE_TIMEOUT, stdin: 'ignore' });
+    if (result.code === 'ENOENT' || result.code === 'EACCES') throw new TubeError('YTDLP_MISSING', `${this.#config.YTDLP_PATH} (${result.code})`);
+    if (result.exitCode !== 0) throw new TubeError('YTDLP_FAILED', `--version exited ${result.exitCode}`);
+    return String(result.stdout).trim();
+  }
+}
+
+const resolutionKey = (id: VideoId) => `r:${id}`;
+const negativeKey = (id: VideoId) => `n:${id}`;
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Turns yt-dlp's stderr into a typed error carrying its own reason. */
+export function classify(stderr: string, exitCode?: number): TubeError {
+  const lines = stderr.split('\n').map((line) => line.trim()).filter(Boolean);
+  const reason = (lines.findLast((line) => line.startsWith('ERROR:')) ?? lines.at(-1) ?? `exit code ${exitCode}`).slice(0, 300);
+  const match = CLASSIFIERS.find((classifier) => classifier.pattern.test(reason));
+  if (!match) return new TubeError('YTDLP_FAILED', reason);
+  return new TubeError(match.code, reason, match.retryAfter ? { retryAfter: match.retryAfter } : undefined);
+}

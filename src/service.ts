@@ -1,0 +1,119 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import type Koa from 'koa';
+import { startEmbeddedS3, type EmbeddedS3 } from './cache/embedded-s3.js';
+import { MemoryTier } from './cache/memory-tier.js';
+import { S3Tier, s3SettingsFrom } from './cache/s3-tier.js';
+import { TieredCache } from './cache/tiered-cache.js';
+import type { Config } from './config.js';
+import { ConfigError, isTubeError } from './errors.js';
+import { createApp } from './http/app.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { OriginFetcher } from './origin/fetcher.js';
+import { Resolver } from './origin/resolver.js';
+
+/** yt-dlp's readiness is re-checked at most this often: it is a process start (a Python one). */
+const YTDLP_CHECK_MS = 60_000;
+
+export interface ReadinessCheck {
+  ok: boolean;
+  detail?: string;
+}
+
+/**
+ * Everything one tubecache process runs, wired once: the tiers, the origin,
+ * the metrics and the HTTP app. `main` and the tests both build it this way.
+ */
+export class Service {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly memory: MemoryTier;
+  readonly s3: S3Tier;
+  readonly resolver: Resolver;
+  readonly fetcher: OriginFetcher;
+  readonly cache: TieredCache;
+  readonly app: Koa;
+  readonly #embedded: EmbeddedS3 | undefined;
+  #servers: Server[] = [];
+  #ytdlpCheck: { at: number; result: ReadinessCheck } | undefined;
+
+  private constructor(config: Config, logger: Logger, embedded: EmbeddedS3 | undefined) {
+    this.config = config;
+    this.logger = logger;
+    this.#embedded = embedded;
+    this.metrics = createMetrics();
+    this.memory = new MemoryTier({ maxBytes: config.MEMORY_CACHE_BYTES, ttlMs: config.MEMORY_CACHE_TTL, metrics: this.metrics });
+    const settings = embedded
+      ? { ...s3SettingsFrom(config, embedded.endpoint), accessKeyId: embedded.accessKeyId, secretAccessKey: embedded.secretAccessKey, forcePathStyle: true }
+      : s3SettingsFrom(config);
+    this.s3 = new S3Tier(settings, this.metrics);
+    this.resolver = new Resolver({ config, memory: this.memory, metrics: this.metrics, logger });
+    this.fetcher = new OriginFetcher({ config, resolver: this.resolver, metrics: this.metrics, logger });
+    this.cache = new TieredCache({ config, memory: this.memory, s3: this.s3, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });
+    this.app = createApp(this);
+  }
+
+  /** Builds the service; with no S3_ENDPOINT, starts the embedded S3 server under DATA_DIR first. */
+  static async create(config: Config, logger: Logger = pino({ level: config.LOG_LEVEL })): Promise<Service> {
+    const embedded = config.S3_ENDPOINT ? undefined : await startEmbeddedS3({ directory: config.DATA_DIR, bucket: config.S3_BUCKET, silent: true });
+    const service = new Service(config, logger, embedded);
+    try {
+      await service.s3.ensureBucket(config.S3_CREATE_BUCKET);
+    } catch (error) {
+      if (isTubeError(error) && !error.cause) {
+        await service.close();
+        throw new ConfigError('S3_BUCKET', error.message);
+      }
+      // S3 unreachable: serve from memory and the origin until it is back.
+      logger.error({ err: error }, 'S3 is not reachable at start-up; serving without it until it answers');
+    }
+    return service;
+  }
+
+  /** Listens on PORT (and ADMIN_PORT); resolves with the bound addresses. */
+  async listen(): Promise<{ url: string }> {
+    const server = this.app.listen(this.config.PORT, this.config.HOST);
+    // Players keep connections open between range requests.
+    server.keepAliveTimeout = 65_000;
+    this.#servers.push(server);
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    const host = this.config.HOST.includes(':') ? `[${this.config.HOST}]` : this.config.HOST;
+    return { url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}` };
+  }
+
+  async readiness(): Promise<Record<'s3' | 'ytdlp', ReadinessCheck>> {
+    const s3 = this.s3.ping().then(
+      () => ({ ok: true }),
+      (error: Error) => ({ ok: false, detail: error.message }),
+    );
+    return { s3: await s3, ytdlp: await this.#ytdlpReady() };
+  }
+
+  async #ytdlpReady(): Promise<ReadinessCheck> {
+    if (this.#ytdlpCheck && Date.now() - this.#ytdlpCheck.at < YTDLP_CHECK_MS) return this.#ytdlpCheck.result;
+    const result = await this.resolver.version().then(
+      (version) => ({ ok: true, detail: version }),
+      (error: Error) => ({ ok: false, detail: error.message }),
+    );
+    this.#ytdlpCheck = { at: Date.now(), result };
+    return result;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.#servers.map((server) => {
+        server.closeAllConnections();
+        return new Promise((resolve) => server.close(resolve));
+      }),
+    );
+    this.#servers = [];
+    await this.cache.idle();
+    this.fetcher.close();
+    this.s3.client.destroy();
+    await this.#embedded?.close();
+  }
+}
