@@ -161,7 +161,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const config: Record<string, unknown> = {};
   for (const [name, setting] of Object.entries(SETTINGS) as [SettingName, Setting<unknown>][]) {
     const raw = env[name];
-    config[name] = setting.parse(raw === undefined || raw === '' ? setting.default : raw, name);
+    // Unset means the default; set-but-empty is a value (an empty host list, or an error for a number).
+    config[name] = setting.parse(raw ?? setting.default, name);
   }
   const result = config as Config;
   if (result.SLICE_BYTES > 64 * 2 ** 20) throw new ConfigError('SLICE_BYTES', 'must be at most 64MiB (a slice is held in memory whole)');

@@ -58,7 +58,9 @@ export class SliceFlight {
 
   release(): void {
     this.#holders--;
-    if (this.#holders === 0 && !this.#pinned && this.state === 'running') this.controller.abort(new Error('no reader left'));
+    // Every byte arrived but the fetch has not returned yet: let it finish and be cached.
+    const complete = this.received === this.length;
+    if (this.#holders === 0 && !this.#pinned && this.state === 'running' && !complete) this.controller.abort(new Error('no reader left'));
   }
 
   /** Keeps the fetch going without readers (the slice is to be persisted). */

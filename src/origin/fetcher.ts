@@ -175,7 +175,17 @@ export class OriginFetcher {
     const config = this.#config;
     return new Promise((resolve, reject) => {
       const https = url.protocol === 'https:';
-      const request = (https ? httpsRequest : httpRequest)(url, { headers, agent: https ? this.#https : this.#http, signal });
+      // Not `signal` in the options: Node would bind it to the pooled keep-alive socket, which
+      // then dies (with an unhandled error) when that signal aborts long after this request.
+      const request = (https ? httpsRequest : httpRequest)(url, { headers, agent: https ? this.#https : this.#http });
+      let response: IncomingMessage | undefined;
+      const onAbort = () => {
+        // A body already complete has handed its socket back to the pool: nothing to stop.
+        if (!response?.complete) request.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      };
+      if (signal.aborted) onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      request.once('close', () => signal.removeEventListener('abort', onAbort));
       const firstByte = setTimeout(() => request.destroy(new AttemptError('no response headers within ORIGIN_FIRST_BYTE_TIMEOUT', 'retry')), config.ORIGIN_FIRST_BYTE_TIMEOUT);
       request.on('socket', (socket) => {
         if (!socket.connecting) return;
@@ -185,11 +195,13 @@ export class OriginFetcher {
       });
       // The socket's idle timer covers a body that stops mid-way.
       request.setTimeout(config.ORIGIN_IDLE_TIMEOUT, () => request.destroy(new AttemptError('idle timeout (ORIGIN_IDLE_TIMEOUT)', 'retry')));
-      request.once('response', (response) => {
+      request.once('response', (incoming) => {
         clearTimeout(firstByte);
-        resolve(response);
+        response = incoming;
+        resolve(incoming);
       });
-      request.once('error', (error) => {
+      // `on`, not `once`: an abort after the response still emits here, and the body reports it.
+      request.on('error', (error) => {
         clearTimeout(firstByte);
         reject(error);
       });

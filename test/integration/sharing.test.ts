@@ -1,0 +1,109 @@
+import test from 'ava';
+import { fixture, fixtureSha, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
+
+let h: Harness;
+test.before(async () => {
+  h = await startHarness();
+});
+test.after.always(() => h?.close());
+
+const SLICE = 256 * 1024;
+/** HEAD_SECONDS=10 of a 30 s fixture: the first third, in whole slices. */
+const HEAD_SLICES = Math.ceil(fixture.length / 3 / SLICE);
+const HEAD_END = HEAD_SLICES * SLICE - 1;
+
+async function serveOnce(node: Node, id: string) {
+  const reply = await node.get(`/proxy/${id}`);
+  if (reply.sha256 !== fixtureSha) throw new Error('first node served wrong bytes');
+  await node.service.cache.idle();
+}
+
+test.serial('a second node on the same bucket serves the head from S3 with zero origin bytes and no yt-dlp run', async (t) => {
+  const a = await h.node();
+  const b = await h.node();
+  const id = h.video(fixture, { reportDuration: 30 });
+  await serveOnce(a, id);
+  const before = h.origin.statsFor(id);
+
+  const head = await b.get(`/proxy/${id}`, { Range: `bytes=0-${HEAD_END}` });
+  t.is(head.status, 206);
+  t.is(head.headers['x-cache-status'], 'HIT-S3');
+  t.is(head.sha256, sha256(fixture.subarray(0, HEAD_END + 1)));
+  t.is(head.headers.etag, (await a.head(`/proxy/${id}`)).headers.etag, 'the ETag does not depend on the node');
+  const after = h.origin.statsFor(id);
+  t.is(after.mediaBytes, before.mediaBytes, 'zero origin bytes');
+  t.is(after.resolves, before.resolves, 'no yt-dlp run');
+
+  // Past the head, node B goes to the origin for exactly the bytes it lacks.
+  const whole = await b.get(`/proxy/${id}`);
+  t.is(whole.headers['x-cache-status'], 'MISS');
+  t.is(whole.sha256, fixtureSha);
+  t.is(h.origin.statsFor(id).mediaBytes - after.mediaBytes, fixture.length - (HEAD_END + 1));
+  t.is(h.origin.statsFor(id).resolves, before.resolves + 1);
+});
+
+test.serial('after a restart the head comes from S3; PERSIST=full keeps every slice', async (t) => {
+  const id = h.video(fixture, { reportDuration: 30 });
+  const first = await h.node({ PERSIST: 'full' });
+  await serveOnce(first, id);
+  await first.close();
+  const before = h.origin.statsFor(id).mediaBytes;
+
+  const restarted = await h.node({ PERSIST: 'full' });
+  const reply = await restarted.get(`/proxy/${id}`);
+  t.is(reply.headers['x-cache-status'], 'HIT-S3');
+  t.is(reply.sha256, fixtureSha);
+  t.is(h.origin.statsFor(id).mediaBytes, before, 'every byte from S3');
+  const again = await restarted.get(`/proxy/${id}`);
+  t.is(again.headers['x-cache-status'], 'HIT', 'S3 reads land in memory');
+  t.is(again.sha256, fixtureSha);
+});
+
+test.serial('a slice whose S3 object disagrees with the manifest is a miss and is replaced', async (t) => {
+  const id = h.video(fixture, { reportDuration: 30 });
+  const a = await h.node();
+  await serveOnce(a, id);
+  const s3 = a.service.s3;
+  const manifest = (await s3.getManifest(a.service.cache.video(id as never), SLICE))!;
+  await s3.putText(s3.keys.slice(manifest, 1), 'truncated', 'application/octet-stream');
+
+  const b = await h.node();
+  const before = h.origin.statsFor(id).mediaBytes;
+  const reply = await b.get(`/proxy/${id}`, { Range: `bytes=0-${HEAD_END}` });
+  t.is(reply.sha256, sha256(fixture.subarray(0, HEAD_END + 1)));
+  t.is(h.origin.statsFor(id).mediaBytes - before, SLICE, 'only the bad slice came from the origin');
+  await b.service.cache.idle();
+
+  const c = await h.node();
+  const fixed = await c.get(`/proxy/${id}`, { Range: `bytes=${SLICE}-${2 * SLICE - 1}` });
+  t.is(fixed.headers['x-cache-status'], 'HIT-S3');
+  t.is(fixed.sha256, sha256(fixture.subarray(SLICE, 2 * SLICE)));
+  t.is(h.origin.statsFor(id).mediaBytes - before, SLICE, 'the replaced slice is served from S3');
+});
+
+test.serial('S3 stopped mid-test: cached and new videos are still 200 with exact bytes', async (t) => {
+  if (!h.s3.canPause) return t.log('skipped: S3_TEST_ENDPOINT cannot be paused');
+  const node = await h.node({ S3_TIMEOUT: '1s' });
+  const persisted = h.video(fixture, { reportDuration: 30 });
+  await serveOnce(node, persisted);
+  const fresh = h.video();
+  await h.s3.pause();
+  try {
+    const other = await h.node({ S3_TIMEOUT: '1s' }).catch((error: unknown) => error as Error);
+    t.false(other instanceof Error, 'a node starts while S3 is down');
+    const target = other instanceof Error ? node : other;
+    for (const id of [persisted, fresh]) {
+      const reply = await target.get(`/proxy/${id}`);
+      t.is(reply.status, 200, id);
+      t.is(reply.sha256, fixtureSha, id);
+    }
+    const ready = await target.get('/readyz');
+    t.is(ready.status, 503);
+    t.false(JSON.parse(ready.body.toString()).checks.s3.ok);
+    const metrics = await target.get('/metrics');
+    t.regex(metrics.body.toString(), /tubecache_s3_operations_total\{operation="[\w-]+",outcome="error"\} [1-9]/);
+  } finally {
+    await h.s3.resume();
+  }
+  t.is((await node.get('/readyz')).status, 200, 'ready again once S3 is back');
+});

@@ -1,0 +1,219 @@
+import { createServer as createHttpServer } from 'node:http';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import {
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  paginateListObjectsV2,
+} from '@aws-sdk/client-s3';
+import { startEmbeddedS3 } from '../src/cache/embedded-s3.js';
+import { canPause, cannotPauseReason, detectDocker, s3ClientFor, startTcpGate, startTestS3, type TestS3 } from './helpers/s3.js';
+
+let s3: TestS3;
+test.before(async () => {
+  s3 = await startTestS3();
+});
+test.after.always(async () => {
+  await s3?.stop();
+});
+
+/** The errno code of a failed SDK call (the SDK wraps Node's error, sometimes as its cause). */
+function errorCode(error: unknown): string | undefined {
+  for (let current: unknown = error; current instanceof Error; current = (current as Error & { cause?: unknown }).cause) {
+    const code = (current as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
+}
+
+/** Resolves to the error code of a plain TCP connect to `endpoint`, or 'connected'. */
+function tcpConnect(endpoint: string): Promise<string> {
+  const url = new URL(endpoint);
+  return new Promise((resolveConnect) => {
+    const socket = createConnection({ host: url.hostname, port: Number(url.port) });
+    socket.setTimeout(2000, () => {
+      socket.destroy();
+      resolveConnect('timeout');
+    });
+    socket.on('connect', () => {
+      socket.destroy();
+      resolveConnect('connected');
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => resolveConnect(error.code ?? error.message));
+  });
+}
+
+// Serial: the pause test takes the shared endpoint away.
+
+test.serial('the endpoint stores and returns an object; env is complete', async (t) => {
+  t.log(`S3 kind: ${s3.kind}, endpoint ${s3.env.S3_ENDPOINT}`);
+  for (const name of ['S3_ENDPOINT', 'S3_REGION', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'S3_BUCKET'] as const) t.truthy(s3.env[name], name);
+  t.is(s3.env.S3_FORCE_PATH_STYLE, 'true');
+
+  const client = s3ClientFor(s3.env);
+  t.teardown(() => client.destroy());
+  const body = Buffer.from('hello, tubecache\n'.repeat(1000));
+  await client.send(new PutObjectCommand({ Bucket: s3.env.S3_BUCKET, Key: 'v/abc/slice-0', Body: body, ContentType: 'video/mp4' }));
+  const got = await client.send(new GetObjectCommand({ Bucket: s3.env.S3_BUCKET, Key: 'v/abc/slice-0' }));
+  t.is(got.ContentType, 'video/mp4');
+  t.deepEqual(Buffer.from(await got.Body!.transformToByteArray()), body);
+
+  const ranged = await client.send(new GetObjectCommand({ Bucket: s3.env.S3_BUCKET, Key: 'v/abc/slice-0', Range: 'bytes=0-4' }));
+  t.is(await ranged.Body!.transformToString(), 'hello');
+});
+
+test.serial('newBucket() creates another, empty bucket with the same endpoint', async (t) => {
+  const other = await s3.newBucket();
+  t.not(other.S3_BUCKET, s3.env.S3_BUCKET);
+  t.is(other.S3_ENDPOINT, s3.env.S3_ENDPOINT);
+  const client = s3ClientFor(other);
+  t.teardown(() => client.destroy());
+  await t.notThrowsAsync(client.send(new HeadBucketCommand({ Bucket: other.S3_BUCKET })));
+  const listing = await client.send(new ListObjectsV2Command({ Bucket: other.S3_BUCKET }));
+  t.is(listing.KeyCount ?? 0, 0);
+});
+
+test.serial('listing more than 1000 keys paginates with continuation tokens', async (t) => {
+  const env = await s3.newBucket();
+  const client = s3ClientFor(env);
+  t.teardown(() => client.destroy());
+  const keys = Array.from({ length: 1050 }, (_, i) => `v/vid${String(i).padStart(5, '0')}/manifest.json`);
+  for (let i = 0; i < keys.length; i += 50) {
+    await Promise.all(keys.slice(i, i + 50).map((Key) => client.send(new PutObjectCommand({ Bucket: env.S3_BUCKET, Key, Body: '{}' }))));
+  }
+
+  const first = await client.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET }));
+  t.true(first.IsTruncated);
+  t.is(first.KeyCount, 1000);
+  t.truthy(first.NextContinuationToken);
+
+  const listed: string[] = [];
+  let pages = 0;
+  for await (const page of paginateListObjectsV2({ client }, { Bucket: env.S3_BUCKET, Prefix: 'v/' })) {
+    pages++;
+    for (const object of page.Contents ?? []) if (object.Key) listed.push(object.Key);
+  }
+  t.is(pages, 2);
+  t.deepEqual(listed, keys);
+});
+
+(canPause ? test.serial : test.skip)(
+  canPause ? 'pause() refuses connections fast; resume() brings the same data back' : `pause/resume (skipped: ${cannotPauseReason})`,
+  async (t) => {
+    // One attempt: the point is how fast a single request fails, not the SDK's retries.
+    const client = s3ClientFor(s3.env, { maxAttempts: 1 });
+    t.teardown(() => client.destroy());
+    const Bucket = s3.env.S3_BUCKET;
+    await client.send(new PutObjectCommand({ Bucket, Key: 'survives-pause', Body: 'still here' }));
+
+    await s3.pause();
+    t.is(await tcpConnect(s3.env.S3_ENDPOINT), 'ECONNREFUSED');
+    const started = performance.now();
+    const error = await t.throwsAsync(client.send(new GetObjectCommand({ Bucket, Key: 'survives-pause' })));
+    const elapsed = performance.now() - started;
+    t.is(errorCode(error), 'ECONNREFUSED');
+    t.true(elapsed < 1000, `a request to a paused endpoint took ${elapsed.toFixed(0)} ms`);
+    await s3.pause(); // idempotent
+
+    await s3.resume();
+    await s3.resume(); // idempotent
+    const got = await client.send(new GetObjectCommand({ Bucket, Key: 'survives-pause' }));
+    t.is(await got.Body!.transformToString(), 'still here');
+  },
+);
+
+test('Docker detection decides in well under a second', async (t) => {
+  const probe = await detectDocker();
+  t.log(`${probe.available ? 'Docker available' : 'no Docker'} in ${probe.ms.toFixed(1)} ms: ${probe.reason}`);
+  t.true(probe.ms < 1000, `detectDocker took ${probe.ms.toFixed(0)} ms`);
+});
+
+test('Docker detection: an engine answering /_ping is found; one that hangs is given up on', async (t) => {
+  const directory = await mkdtemp(join(tmpdir(), 'tubecache-docker-'));
+  const answering = createHttpServer((request, response) => response.end(request.url === '/_ping' ? 'OK' : ''));
+  const hanging = createServer(() => undefined); // accepts, never answers
+  const held = new Set<Socket>();
+  hanging.on('connection', (socket) => held.add(socket));
+  const listenOn = (server: Server, path: string) =>
+    new Promise<void>((resolveListen) => server.listen(path, resolveListen));
+  await listenOn(answering, join(directory, 'ok.sock'));
+  await listenOn(hanging, join(directory, 'hang.sock'));
+  t.teardown(async () => {
+    for (const socket of held) socket.destroy();
+    await new Promise((resolveClose) => answering.close(resolveClose));
+    await new Promise((resolveClose) => hanging.close(resolveClose));
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  const found = await detectDocker({ host: `unix://${join(directory, 'ok.sock')}` });
+  t.true(found.available, found.reason);
+
+  const gaveUp = await detectDocker({ host: `unix://${join(directory, 'hang.sock')}`, timeoutMs: 300 });
+  t.false(gaveUp.available);
+  t.regex(gaveUp.reason, /no answer within 300 ms/);
+  t.true(gaveUp.ms >= 250 && gaveUp.ms < 1000, `${gaveUp.ms} ms`);
+});
+
+test('the TCP gate (MinIO pause/resume) forwards, refuses while paused, and forwards again', async (t) => {
+  const directory = await mkdtemp(join(tmpdir(), 'tubecache-gate-'));
+  const server = await startEmbeddedS3({ directory, bucket: 'gated' });
+  const target = new URL(server.endpoint);
+  const gate = await startTcpGate(target.hostname, Number(target.port));
+  t.teardown(async () => {
+    await gate.close();
+    await server.close();
+    await rm(directory, { recursive: true, force: true });
+  });
+  const endpoint = `http://127.0.0.1:${gate.port}`;
+  const client = s3ClientFor(
+    { S3_ENDPOINT: endpoint, S3_ACCESS_KEY_ID: server.accessKeyId, S3_SECRET_ACCESS_KEY: server.secretAccessKey },
+    { maxAttempts: 1 },
+  );
+  t.teardown(() => client.destroy());
+
+  await client.send(new PutObjectCommand({ Bucket: 'gated', Key: 'k', Body: 'v' }));
+  await gate.pause();
+  t.is(await tcpConnect(endpoint), 'ECONNREFUSED');
+  t.is(errorCode(await t.throwsAsync(client.send(new GetObjectCommand({ Bucket: 'gated', Key: 'k' })))), 'ECONNREFUSED');
+  await gate.resume();
+  const got = await client.send(new GetObjectCommand({ Bucket: 'gated', Key: 'k' }));
+  t.is(await got.Body!.transformToString(), 'v');
+});
+
+test('embedded S3: creates its directory and bucket; close() frees the port despite keep-alive sockets', async (t) => {
+  const parent = await mkdtemp(join(tmpdir(), 'tubecache-embedded-'));
+  t.teardown(() => rm(parent, { recursive: true, force: true }));
+  const directory = join(parent, 'not', 'yet', 'there');
+  const server = await startEmbeddedS3({ directory, bucket: 'made-at-start' });
+  t.regex(server.endpoint, /^http:\/\/127\.0\.0\.1:\d+$/);
+
+  const client: S3Client = s3ClientFor({ S3_ENDPOINT: server.endpoint, S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: 'S3RVER' });
+  t.teardown(() => client.destroy());
+  await t.notThrowsAsync(client.send(new HeadBucketCommand({ Bucket: 'made-at-start' })));
+  await client.send(new PutObjectCommand({ Bucket: 'made-at-start', Key: 'a', Body: 'b' })); // leaves a keep-alive socket open
+
+  const started = performance.now();
+  await server.close();
+  await server.close(); // idempotent
+  t.true(performance.now() - started < 1000, 'close() waited for the idle keep-alive socket');
+
+  const port = Number(new URL(server.endpoint).port);
+  const probe = createServer();
+  await new Promise<void>((resolveListen, rejectListen) => {
+    probe.once('error', rejectListen);
+    probe.listen(port, '127.0.0.1', resolveListen);
+  });
+  await new Promise<void>((resolveClose) => probe.close(() => resolveClose()));
+
+  // Same directory and port again: the data persisted.
+  const again = await startEmbeddedS3({ directory, port });
+  t.teardown(() => again.close());
+  const got = await client.send(new GetObjectCommand({ Bucket: 'made-at-start', Key: 'a' }));
+  t.is(await got.Body!.transformToString(), 'b');
+});

@@ -1,0 +1,60 @@
+import test from 'ava';
+import { loadConfig, SETTINGS } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+import { parseDuration, parseSize } from '../../src/units.js';
+
+test('embedded defaults load with an empty environment', (t) => {
+  const config = loadConfig({});
+  t.is(config.PORT, 8080);
+  t.is(config.SLICE_BYTES, 2 ** 20);
+  t.is(config.MEMORY_CACHE_BYTES, 100 * 2 ** 20);
+  t.is(config.MEMORY_CACHE_TTL, 5 * 60_000);
+  t.is(config.S3_CHECKSUMS, 'WHEN_REQUIRED');
+  t.deepEqual(config.ORIGIN_ALLOWED_HOSTS, ['*.googlevideo.com', '*.youtube.com']);
+  t.is(config.PRUNE_INTERVAL, undefined);
+});
+
+test('sizes and durations accept the documented forms', (t) => {
+  t.is(parseSize('1048576'), 1048576);
+  t.is(parseSize('100MiB'), 100 * 2 ** 20);
+  t.is(parseSize('1MB'), 1e6);
+  t.is(parseSize('1.5GiB'), 1.5 * 2 ** 30);
+  t.is(parseSize('ten'), undefined);
+  t.is(parseDuration('90s'), 90_000);
+  t.is(parseDuration('5m'), 300_000);
+  t.is(parseDuration('2h'), 7_200_000);
+  t.is(parseDuration('20'), 20_000);
+  t.is(parseDuration('soon'), undefined);
+});
+
+test('every invalid value stops start-up with a message naming the variable', (t) => {
+  const bad: Record<string, string> = {
+    PORT: '70000',
+    MEMORY_CACHE_BYTES: 'lots',
+    MEMORY_CACHE_TTL: 'forever',
+    SLICE_BYTES: '1KiB',
+    PERSIST: 'some',
+    S3_FORCE_PATH_STYLE: 'maybe',
+    YTDLP_EXTRA_ARGS: '[1, 2]',
+    ORIGIN_ALLOWED_HOSTS: 'good.com,bad host',
+    YTDLP_URL_TEMPLATE: 'https://example.com/watch',
+    LOG_LEVEL: 'loud',
+  };
+  for (const [name, value] of Object.entries(bad)) {
+    const error = t.throws(() => loadConfig({ [name]: value }), { instanceOf: ConfigError }, name);
+    t.is(error?.variable, name);
+    t.true(error?.message.startsWith(`${name}:`), error?.message);
+  }
+});
+
+test('extra yt-dlp arguments come as JSON or words', (t) => {
+  t.deepEqual(loadConfig({ YTDLP_EXTRA_ARGS: '--cookies /etc/yt/cookies.txt' }).YTDLP_EXTRA_ARGS, ['--cookies', '/etc/yt/cookies.txt']);
+  t.deepEqual(loadConfig({ YTDLP_EXTRA_ARGS: '["--proxy", "socks5://a b"]' }).YTDLP_EXTRA_ARGS, ['--proxy', 'socks5://a b']);
+});
+
+test('every setting has a default that parses and a description', (t) => {
+  for (const [name, setting] of Object.entries(SETTINGS)) {
+    t.notThrows(() => setting.parse(setting.default, name), name);
+    t.true(setting.doc.length > 5, name);
+  }
+});
