@@ -44,11 +44,24 @@ export function proxyRoute(cache: TieredCache, metrics: Metrics) {
     ctx.set('Content-Length', String(end - start + 1));
     if (ctx.method === 'HEAD') return;
 
+    // The first bytes are awaited before the headers go out, so an upstream that fails
+    // before its first byte is still a clean 502 rather than a broken 200.
+    const client = new AbortController();
+    const leave = () => client.abort(new Error('client gone'));
+    ctx.res.once('close', leave);
+    const chunks = cache.read(video, manifest, start, end, client.signal);
+    let first: IteratorResult<Buffer>;
+    try {
+      first = await chunks.next();
+    } catch (error) {
+      ctx.remove('X-Cache-Status');
+      throw error;
+    }
+
     // Streamed by hand: koa would leave a response hanging if the body failed after the headers.
     ctx.respond = false;
-    const client = new AbortController();
-    const body = Readable.from(cache.read(video, manifest, start, end, client.signal), { objectMode: false, highWaterMark: STREAM_HIGH_WATER_MARK });
-    body.once('close', () => client.abort(new Error('client gone')));
+    const body = Readable.from(prepend(first, chunks), { objectMode: false, highWaterMark: STREAM_HIGH_WATER_MARK });
+    body.once('close', leave);
     try {
       await pipeline(body, ctx.res);
     } catch (error) {
@@ -56,4 +69,10 @@ export function proxyRoute(cache: TieredCache, metrics: Metrics) {
       ctx.state.streamError = error;
     }
   };
+}
+
+async function* prepend(first: IteratorResult<Buffer>, rest: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+  if (first.done) return;
+  yield first.value;
+  yield* rest;
 }

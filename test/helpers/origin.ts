@@ -262,15 +262,23 @@ export async function startOrigin(originOptions: OriginOptions = {}): Promise<Or
       if (r) [start, end, status] = [r[0], r[1], 206];
     }
 
-    const fault = v.fault;
-    const covers = (offset: number) => start <= offset && offset <= end;
+    // Does the current fault hit this response? Body faults never hit HEAD (no body).
     const isHead = req.method === 'HEAD';
-    const f = takeFault(
-      v,
-      fault?.kind === 'forbid-always' || fault?.kind === 'status' ||
-        (fault?.kind === 'forbid-once' && start >= (fault.afterBytes ?? 0)) ||
-        (!isHead && (fault?.kind === 'wrong-length' || ((fault?.kind === 'reset' || fault?.kind === 'hang-body') && covers(fault.afterBytes)))),
-    );
+    const applies = (fault: Fault): boolean => {
+      switch (fault.kind) {
+        case 'forbid-always':
+        case 'status':
+          return true;
+        case 'forbid-once':
+          return start >= (fault.afterBytes ?? 0);
+        case 'wrong-length':
+          return !isHead;
+        case 'reset':
+        case 'hang-body':
+          return !isHead && start <= fault.afterBytes && fault.afterBytes <= end;
+      }
+    };
+    const f = takeFault(v, v.fault !== undefined && applies(v.fault));
     if (f?.kind === 'forbid-once' || f?.kind === 'forbid-always') return answer(403, 'forbidden (fault)');
     if (f?.kind === 'status') return answer(f.status, `fault: status ${f.status}`);
 
