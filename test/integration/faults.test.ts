@@ -277,3 +277,31 @@ test('a client that leaves stops the upstream work nobody needs; another client 
   const other = await node.get(`/proxy/${id}`);
   t.is(other.sha256, fixtureSha);
 });
+
+test('a body that stalls is cut by ORIGIN_IDLE_TIMEOUT and resumed; a late first byte by ORIGIN_FIRST_BYTE_TIMEOUT', async (t) => {
+  const node = await h.node({ ORIGIN_IDLE_TIMEOUT: '500ms', ORIGIN_FIRST_BYTE_TIMEOUT: '500ms' });
+  const stalls = h.video();
+  h.origin.setFault(stalls, { kind: 'hang-body', afterBytes: SLICE + 5000 });
+  const resumed = await node.get(`/proxy/${stalls}`);
+  t.is(resumed.sha256, fixtureSha);
+  t.truthy(h.origin.statsFor(stalls).requests.find((r) => r.range === `bytes=${SLICE + 5000}-${2 * SLICE - 1}`));
+
+  const late = h.video();
+  h.origin.setVideo(late, { firstByteDelayMs: 5000 });
+  const timedOut = await node.get(`/proxy/${late}`);
+  t.is(timedOut.status, 502);
+  t.is(errorOf(timedOut.body).code, 'ORIGIN_FAILED');
+});
+
+test('an answer of the wrong length is an error, retried, and never cached', async (t) => {
+  const node = await h.node();
+  const id = h.video();
+  h.origin.setFault(id, { kind: 'wrong-length' });
+  const reply = await node.get(`/proxy/${id}`);
+  t.is(reply.sha256, fixtureSha);
+  const statuses = h.origin.statsFor(id).requests.map((r) => r.range);
+  t.is(statuses.filter((range) => range === statuses[0]).length, 2, 'the short answer was asked again');
+  const hit = await node.get(`/proxy/${id}`);
+  t.is(hit.headers['x-cache-status'], 'HIT');
+  t.is(hit.sha256, fixtureSha);
+});
