@@ -12,6 +12,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { FAKE_YTDLP_PATH, FIXTURE_VIDEO_PATH, TEST_USER_AGENT, startOrigin } from './helpers/origin.js';
 import type { Origin, VideoOptions } from './helpers/origin.js';
+import { isAlive } from './helpers/processes.js';
 
 const VIDEO = readFileSync(FIXTURE_VIDEO_PATH);
 const SIZE = VIDEO.length;
@@ -370,25 +371,17 @@ test('fake yt-dlp: hang spawns a sleep child in its process group', async (t) =>
   const { spawn } = await import('node:child_process');
   // detached: a group of its own, so this test can kill exactly that group.
   const proc = spawn(FAKE_YTDLP_PATH, ytdlpArgs(origin, ID), { detached: true, stdio: 'ignore' });
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
   for (let i = 0; i < 100 && origin.hangingProcesses.length === 0; i++) await delay(50);
   const hung = origin.hangingProcesses[0];
   t.truthy(hung);
   if (!hung || proc.pid === undefined) return;
   t.is(hung.pid, proc.pid);
   t.is(hung.id, ID);
-  t.true(alive(hung.childPid));
+  t.true(isAlive(hung.childPid));
   process.kill(-proc.pid, 'SIGKILL');
   await new Promise((resolve) => proc.once('exit', resolve));
-  for (let i = 0; i < 40 && alive(hung.childPid); i++) await delay(50);
-  t.false(alive(hung.childPid), 'sleep child died with the group');
+  for (let i = 0; i < 40 && isAlive(hung.childPid); i++) await delay(50);
+  t.false(isAlive(hung.childPid), 'sleep child died with the group');
 });
 
 test('real yt-dlp (generic extractor) resolves the /watch page to a fetchable URL', async (t) => {

@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import test from 'ava';
+import { childProcesses, isAlive } from '../helpers/processes.js';
 import { eventually, fixture, fixtureSha, sha256, startHarness, type Harness } from '../helpers/harness.js';
 
 let h: Harness;
@@ -11,66 +11,6 @@ test.after.always(() => h?.close());
 
 const SLICE = 256 * 1024;
 const errorOf = (body: Buffer) => JSON.parse(body.toString()).error as { code: string; message: string };
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-/** Direct children of this process (the test worker): yt-dlp runs must not outlive their request. */
-const children = () =>
-  execFileSync('ps', ['-o', 'pid=,stat=,comm=', '--ppid', String(process.pid)])
-    .toString()
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line && !/\s(ps|esbuild)$/.test(line)); // tsx keeps an esbuild service running
-
-test('a missing yt-dlp is a 503 that names YTDLP_PATH, and readiness says so', async (t) => {
-  const node = await h.node({ YTDLP_PATH: '/nonexistent/yt-dlp' });
-  const reply = await node.get(`/proxy/${h.video()}`);
-  t.is(reply.status, 503);
-  t.is(errorOf(reply.body).code, 'YTDLP_MISSING');
-  t.regex(errorOf(reply.body).message, /YTDLP_PATH/);
-  const ready = await node.get('/readyz');
-  t.is(ready.status, 503);
-  const checks = JSON.parse(ready.body.toString()).checks;
-  t.true(checks.s3.ok);
-  t.false(checks.ytdlp.ok);
-  t.regex(checks.ytdlp.detail, /YTDLP_PATH/);
-});
-
-test('yt-dlp failures map to 404, 503 with Retry-After, or 502, each with its reason', async (t) => {
-  const node = await h.node();
-  const cases = [
-    { stderr: 'ERROR: [youtube] x: Video unavailable. This video has been removed by the uploader', status: 404, code: 'VIDEO_UNAVAILABLE' },
-    { stderr: 'ERROR: [youtube] x: Private video. Sign in if you have been granted access', status: 404, code: 'VIDEO_UNAVAILABLE' },
-    { stderr: "ERROR: [youtube] x: Sign in to confirm you're not a bot. Use --cookies-from-browser or --cookies", status: 503, code: 'YTDLP_RESTRICTED' },
-    { stderr: 'ERROR: [youtube] x: Sign in to confirm your age. This video may be inappropriate for some users.', status: 503, code: 'YTDLP_RESTRICTED' },
-    { stderr: 'ERROR: unable to download video data: HTTP Error 429: Too Many Requests', status: 503, code: 'YTDLP_RESTRICTED' },
-    { stderr: 'ERROR: [youtube] x: Unable to extract player version', status: 502, code: 'YTDLP_FAILED' },
-  ];
-  for (const { stderr, status, code } of cases) {
-    const id = h.video();
-    h.origin.setResolve(id, { kind: 'fail', stderr });
-    const reply = await node.get(`/proxy/${id}`);
-    t.is(reply.status, status, stderr);
-    t.is(errorOf(reply.body).code, code, stderr);
-    t.true(errorOf(reply.body).message.includes(stderr.slice(7, 60)), 'the reason is in the body');
-    if (status === 503) t.is(reply.headers['retry-after'], '60');
-  }
-});
-
-test('an unavailable video is remembered for NEGATIVE_TTL: no second yt-dlp run', async (t) => {
-  const node = await h.node({ NEGATIVE_TTL: '1m' });
-  const id = h.video();
-  h.origin.removeVideo(id);
-  t.is((await node.get(`/proxy/${id}`)).status, 404);
-  t.is((await node.get(`/proxy/${id}`)).status, 404);
-  t.is(h.origin.resolveCalls.filter((call) => call.id === id).length, 1);
-});
-
 // Serial: ava runs it before the concurrent tests, so counting child processes sees only its own.
 test.serial('a yt-dlp that hangs is killed with its whole process group after RESOLVE_TIMEOUT: 504, nothing left behind', async (t) => {
   const node = await h.node({ RESOLVE_TIMEOUT: '1s' });
@@ -81,9 +21,9 @@ test.serial('a yt-dlp that hangs is killed with its whole process group after RE
   t.is(errorOf(reply.body).code, 'YTDLP_TIMEOUT');
   const hung = h.origin.hangingProcesses.find((p) => p.id === id);
   t.truthy(hung, 'the stand-in reported its pids before hanging');
-  await eventually(() => !alive(hung!.pid) && !alive(hung!.childPid), 5000, 'the process group to die');
-  t.false(alive(hung!.childPid), 'its child (sleep 600) is gone too');
-  t.deepEqual(children(), [], 'no child process left: no zombie, no orphan');
+  await eventually(() => !isAlive(hung!.pid) && !isAlive(hung!.childPid), 5000, 'the process group to die');
+  t.false(isAlive(hung!.childPid), 'its child (sleep 600) is gone too');
+  t.deepEqual(childProcesses(), [], 'no child process left: no zombie, no orphan');
 });
 
 test('a media URL off ORIGIN_ALLOWED_HOSTS, or not http(s), is a 502 and is never requested', async (t) => {

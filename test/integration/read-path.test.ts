@@ -159,3 +159,15 @@ test('an id that begins with "-" is a video, never an option: yt-dlp gets it aft
   t.deepEqual(call.argv.slice(-2), ['--', `${h.origin.url}/watch?v=${id}`]);
   t.deepEqual(call.argv.slice(0, 5), ['-J', '--no-playlist', '--no-warnings', '-f', '18/b']);
 });
+
+test('uploads beyond UPLOAD_CONCURRENCY + UPLOAD_QUEUE are dropped and counted, never delaying the response', async (t) => {
+  const node = await h.node({ PERSIST: 'full', UPLOAD_CONCURRENCY: '1', UPLOAD_QUEUE: '0' });
+  const id = h.video();
+  const reply = await node.get(`/proxy/${id}`);
+  t.is(reply.sha256, fixtureSha);
+  await node.service.cache.idle();
+  const dropped = (await node.service.metrics.uploadsDropped.get()).values[0]?.value ?? 0;
+  const uploaded = (await node.service.metrics.uploads.get()).values.find((v) => v.labels.outcome === 'ok')?.value ?? 0;
+  t.true(dropped >= 1, `dropped ${dropped}`);
+  t.is(dropped + uploaded, Math.ceil(fixture.length / SLICE), 'every slice was either uploaded or counted as dropped');
+});
