@@ -245,3 +245,35 @@ test('an answer of the wrong length is an error, retried, and never cached', asy
   t.is(hit.headers['x-cache-status'], 'HIT');
   t.is(hit.sha256, fixtureSha);
 });
+
+test('redirects are followed only to allowed hosts', async (t) => {
+  const { createServer } = await import('node:http');
+  const redirector = createServer((req, res) => {
+    const target = new URL(req.url!, 'http://x').searchParams.get('to')!;
+    res.writeHead(302, { Location: target }).end();
+  });
+  await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => redirector.close());
+  const via = (url: string) => `http://127.0.0.1:${(redirector.address() as { port: number }).port}/r?to=${encodeURIComponent(url)}`;
+  const node = await h.node();
+
+  const allowed = h.video();
+  h.origin.setResolve(allowed, { kind: 'url', url: via(h.origin.issueUrl(allowed)) });
+  const followed = await node.get(`/proxy/${allowed}`);
+  t.is(followed.sha256, fixtureSha);
+
+  const offList = h.video();
+  h.origin.setResolve(offList, { kind: 'url', url: via(h.origin.issueUrl(offList).replace('127.0.0.1', 'localhost')) });
+  const refused = await node.get(`/proxy/${offList}`);
+  t.is(refused.status, 502);
+  t.is(errorOf(refused.body).code, 'ORIGIN_HOST_NOT_ALLOWED');
+  t.is(h.origin.statsFor(offList).mediaRequests, 0, 'no request to the host off the list');
+});
+
+test('YTDLP_EXTRA_ARGS reach yt-dlp before "--", request input never does', async (t) => {
+  const node = await h.node({ YTDLP_EXTRA_ARGS: '["--socket-timeout", "7", "--proxy", "socks5://127.0.0.1:1"]' });
+  const id = h.video();
+  t.is((await node.head(`/proxy/${id}`)).status, 200);
+  const argv = h.origin.resolveCalls.find((call) => call.id === id)!.argv;
+  t.deepEqual(argv, ['-J', '--no-playlist', '--no-warnings', '-f', '18/b', '--socket-timeout', '7', '--proxy', 'socks5://127.0.0.1:1', '--', `${h.origin.url}/watch?v=${id}`]);
+});
