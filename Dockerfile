@@ -1,9 +1,11 @@
 # syntax=docker/dockerfile:1
 # tubecache: docker build -t tubecache . && docker run -p 8080:8080 tubecache
 # Other commands: docker run --rm tubecache prune --ttl 7d --json | ls | stat <id> | doctor
+# Node 24 LTS instead of 22: --build-arg NODE_IMAGE=node:24-bookworm-slim
+ARG NODE_IMAGE=node:22-bookworm-slim
 
 # ---- build: compile TypeScript to dist/ ---------------------------------------
-FROM node:22-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 # Manifests first: the npm ci layer is reused until dependencies change.
 COPY package.json package-lock.json ./
@@ -13,7 +15,7 @@ COPY src ./src
 RUN npm run build
 
 # ---- runtime ----------------------------------------------------------------
-FROM node:22-bookworm-slim
+FROM ${NODE_IMAGE}
 # yt-dlp from PyPI, not Debian: bookworm's yt-dlp (2023.03) can no longer read
 # YouTube, and yt-dlp must track YouTube's changes. pip (over the zipapp) because
 # the [default] extra brings what current YouTube extraction needs in one step:
@@ -41,6 +43,10 @@ ENV HOST=0.0.0.0 NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The `tubecache` command (bin/tubecache.js runs dist/ when there is no src/),
+# on PATH so that `docker exec <container> tubecache stat <id>` works too.
+COPY bin ./bin
+RUN ln -s /app/bin/tubecache.js /usr/local/bin/tubecache
 # DATA_DIR (./data) holds the embedded S3 server's objects when S3_ENDPOINT is
 # empty; mount a volume there to keep them. The app runs as the unprivileged
 # `node` user of the base image, which must own it.
@@ -52,7 +58,9 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
-# --openssl-legacy-provider: the embedded S3 server (s3rver) encrypts listing
-# continuation tokens with DES, which OpenSSL 3 only offers from its legacy provider.
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--openssl-legacy-provider", "dist/cli.js"]
+# `tubecache serve`; any other subcommand replaces CMD. The command's shebang
+# adds --openssl-legacy-provider: the embedded S3 server (s3rver) encrypts
+# listing continuation tokens with DES, which OpenSSL 3 only offers from its
+# legacy provider.
+ENTRYPOINT ["/usr/bin/tini", "--", "tubecache"]
 CMD ["serve"]
