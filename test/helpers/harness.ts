@@ -1,7 +1,7 @@
 import { createHash, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { Service } from '../../src/service.js';
 import { FAKE_YTDLP_PATH, FIXTURE_VIDEO_PATH, startOrigin, type Origin } from './origin.js';
@@ -63,7 +63,8 @@ export interface Harness {
   s3: TestS3;
   /** Env every node gets: the S3 bucket, the stand-in yt-dlp, the origin allowed. */
   env: Record<string, string>;
-  node(env?: Record<string, string>, s3Env?: TestS3Env): Promise<Node>;
+  /** `logger` replaces the default pino(LOG_LEVEL) to stdout, for tests that read the request log. */
+  node(env?: Record<string, string>, s3Env?: TestS3Env, logger?: Logger): Promise<Node>;
   /** Adds the fixture (or `bytes`) under a new id and returns the id. */
   video(bytes?: Buffer, options?: Parameters<Origin['addVideo']>[2]): string;
   close(): Promise<void>;
@@ -87,9 +88,9 @@ export async function startHarness(): Promise<Harness> {
     origin,
     s3,
     env,
-    async node(overrides = {}, s3Env) {
+    async node(overrides = {}, s3Env, logger) {
       const config = loadConfig({ ...env, ...s3Env, ...overrides });
-      const service = await Service.create(config, pino({ level: config.LOG_LEVEL }));
+      const service = await Service.create(config, logger ?? pino({ level: config.LOG_LEVEL }));
       const { url } = await service.listen();
       const node: Node = {
         service,

@@ -1,0 +1,213 @@
+/**
+ * `tubecache/client`: what another service (a room server, a playlist API)
+ * needs to use tubecache — player URLs, prefetch requests, and the admin view
+ * of one video. It speaks HTTP with the global `fetch`, and has no import from
+ * the server beyond the video id check, so the two cannot disagree about ids.
+ */
+import type { Manifest } from './cache/manifest.js';
+import type { ErrorCode } from './errors.js';
+import { Limiter } from './limiter.js';
+import type { VideoDetail } from './ops/inspect.js';
+import { isVideoId, type VideoId } from './origin/video-id.js';
+
+export { isVideoId, type VideoId };
+
+export type ClientErrorCode =
+  /** The id does not match ^[A-Za-z0-9_-]{11}$; nothing was sent. */
+  | 'INVALID_VIDEO_ID'
+  /** No answer within `timeoutMs`. */
+  | 'TIMEOUT'
+  /** The connection failed (refused, reset, DNS). */
+  | 'UNREACHABLE'
+  /** tubecache answered with a status other than the one expected; see `status` and `serverCode`. */
+  | 'HTTP_ERROR'
+  /** A 2xx whose body is not the JSON the route documents. */
+  | 'BAD_RESPONSE'
+  /** `stat` needs the `adminToken` option. */
+  | 'NO_ADMIN_TOKEN';
+
+export class TubecacheClientError extends Error {
+  readonly code: ClientErrorCode;
+  /** The HTTP status, for HTTP_ERROR and BAD_RESPONSE. */
+  readonly status: number | undefined;
+  /** tubecache's own error code from the `{ error: { code } }` body, when it sent one. */
+  readonly serverCode: ErrorCode | undefined;
+  /** Seconds to wait before retrying, from Retry-After (503s). */
+  readonly retryAfter: number | undefined;
+
+  constructor(code: ClientErrorCode, message: string, details: { status?: number; serverCode?: ErrorCode; retryAfter?: number; cause?: unknown } = {}) {
+    super(message, { cause: details.cause });
+    this.name = 'TubecacheClientError';
+    this.code = code;
+    this.status = details.status;
+    this.serverCode = details.serverCode;
+    this.retryAfter = details.retryAfter;
+  }
+}
+
+/** pino's `logger.warn(object, message)` shape, so a pino logger (or a child of one) can be passed as is. */
+export interface ClientLogger {
+  warn(details: object, message: string): void;
+}
+
+export interface TubecacheClientOptions {
+  /** Where this service reaches tubecache: a node, or the nginx edge. */
+  baseUrl: string;
+  /** Where players reach it, when that differs (an internal address for prefetch, a public one for `<video src>`). Default: baseUrl. */
+  publicUrl?: string;
+  /** Per request. Default 5000: prefetch is answered (202) before any video work starts, so only a sick node is slower. */
+  timeoutMs?: number;
+  /** Bearer token of the admin API, for `stat`. */
+  adminToken?: string;
+  /** Failed prefetches are reported here. Default: console.warn. */
+  logger?: ClientLogger;
+  /** How many queued videos `prefetchUpcoming` warms (the PREFETCH_QUEUE_DEPTH policy). Default 2. */
+  prefetchQueueDepth?: number;
+  /** Prefetch requests `prefetchMany` keeps in flight at once. Default 4. */
+  prefetchConcurrency?: number;
+}
+
+export type PrefetchResult = { ok: true; id: string } | { ok: false; id: string; error: TubecacheClientError };
+
+/**
+ * `GET /admin/videos/:id` (src/http/admin.ts): the video in S3, one entry per
+ * stored format, and what the answering node holds in memory. Its parts are
+ * the server's own types, so the two cannot drift apart.
+ */
+export interface VideoStat {
+  id: string;
+  s3: VideoDetail[];
+  memory: { format: string; manifest: Manifest; slices: number[] } | null;
+}
+
+export const DEFAULT_TIMEOUT_MS = 5000;
+export const DEFAULT_PREFETCH_QUEUE_DEPTH = 2;
+const DEFAULT_PREFETCH_CONCURRENCY = 4;
+
+const consoleLogger: ClientLogger = { warn: (details, message) => console.warn(`tubecache client: ${message}`, details) };
+
+export class TubecacheClient {
+  readonly baseUrl: string;
+  readonly publicUrl: string;
+  readonly timeoutMs: number;
+  readonly prefetchQueueDepth: number;
+  readonly #adminToken: string | undefined;
+  readonly #logger: ClientLogger;
+  readonly #prefetchConcurrency: number;
+
+  constructor(options: TubecacheClientOptions) {
+    this.baseUrl = withoutTrailingSlash(options.baseUrl);
+    this.publicUrl = withoutTrailingSlash(options.publicUrl ?? options.baseUrl);
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.prefetchQueueDepth = options.prefetchQueueDepth ?? DEFAULT_PREFETCH_QUEUE_DEPTH;
+    this.#adminToken = options.adminToken || undefined;
+    this.#logger = options.logger ?? consoleLogger;
+    this.#prefetchConcurrency = options.prefetchConcurrency ?? DEFAULT_PREFETCH_CONCURRENCY;
+    if (!Number.isSafeInteger(this.prefetchQueueDepth) || this.prefetchQueueDepth < 0) throw new RangeError(`prefetchQueueDepth must be a whole number ≥ 0, got ${options.prefetchQueueDepth}`);
+  }
+
+  /** The URL a player puts in `<video src>`. Throws INVALID_VIDEO_ID: a URL for a bad id would only ever answer 400. */
+  proxyUrl(id: string): string {
+    return `${this.publicUrl}/proxy/${checkedId(id)}`;
+  }
+
+  /**
+   * Asks tubecache to warm the head of a video (memory and S3). Never rejects:
+   * it runs inside message handlers, where a thrown error would break the
+   * handler for a cache that is only an optimisation. Failures are logged and
+   * returned as `{ ok: false, error }`.
+   */
+  async prefetch(id: string): Promise<PrefetchResult> {
+    try {
+      const response = await this.#request('POST', `/prefetch/${checkedId(id)}`);
+      await expectStatus(response, 202);
+      await response.body?.cancel();
+      return { ok: true, id };
+    } catch (caught) {
+      const error = asClientError(caught);
+      this.#logger.warn({ videoId: id, code: error.code, status: error.status, serverCode: error.serverCode, err: error }, 'prefetch failed');
+      return { ok: false, id, error };
+    }
+  }
+
+  /** Prefetches each distinct id, a few requests at a time; results are in the order of first appearance. Never rejects. */
+  async prefetchMany(ids: Iterable<string>): Promise<PrefetchResult[]> {
+    const limiter = new Limiter(this.#prefetchConcurrency, Infinity);
+    return Promise.all([...new Set(ids)].map((id) => limiter.tryRun(() => this.prefetch(id))!));
+  }
+
+  /**
+   * The PREFETCH_QUEUE_DEPTH policy: warms the first `depth` videos of the
+   * queue of upcoming videos (next first; not the one playing, which players
+   * are already fetching). Call it whenever the queue changes: a video already
+   * warm costs tubecache one manifest lookup and no origin traffic.
+   */
+  prefetchUpcoming(queue: readonly string[], depth = this.prefetchQueueDepth): Promise<PrefetchResult[]> {
+    return this.prefetchMany(queue.slice(0, Math.max(0, depth)));
+  }
+
+  /**
+   * The admin API's view of one video. Rejects with a TubecacheClientError:
+   * HTTP_ERROR 404 (serverCode NOT_FOUND) when the video is not cached — or when
+   * the node runs without ADMIN_TOKEN, which mounts no admin API.
+   */
+  async stat(id: string): Promise<VideoStat> {
+    const path = `/admin/videos/${checkedId(id)}`;
+    if (!this.#adminToken) throw new TubecacheClientError('NO_ADMIN_TOKEN', 'stat needs the adminToken option (the ADMIN_TOKEN of the tubecache nodes)');
+    const response = await this.#request('GET', path, { Authorization: `Bearer ${this.#adminToken}` });
+    await expectStatus(response, 200);
+    const body: unknown = await response.json().catch((cause: unknown) => {
+      throw new TubecacheClientError('BAD_RESPONSE', `GET ${path}: body is not JSON`, { status: response.status, cause });
+    });
+    if (typeof body !== 'object' || body === null || !Array.isArray((body as { s3?: unknown }).s3)) {
+      throw new TubecacheClientError('BAD_RESPONSE', `GET ${path}: expected { id, s3: [...], memory }`, { status: response.status });
+    }
+    return body as VideoStat;
+  }
+
+  async #request(method: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
+    const url = this.baseUrl + path;
+    try {
+      return await fetch(url, { method, headers, signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (cause) {
+      if (cause instanceof DOMException && cause.name === 'TimeoutError') throw new TubecacheClientError('TIMEOUT', `${method} ${url}: no answer within ${this.timeoutMs} ms`, { cause });
+      // undici says "fetch failed" and keeps the reason (ECONNREFUSED…) in `cause`.
+      const reason = cause instanceof Error && cause.cause instanceof Error ? cause.cause.message : String((cause as Error)?.message ?? cause);
+      throw new TubecacheClientError('UNREACHABLE', `${method} ${url}: ${reason}`, { cause });
+    }
+  }
+}
+
+export const createTubecacheClient = (options: TubecacheClientOptions) => new TubecacheClient(options);
+
+function checkedId(id: string): VideoId {
+  // typeof first: JavaScript callers can pass a number, which the regex would happily coerce.
+  if (typeof id !== 'string' || !isVideoId(id)) throw new TubecacheClientError('INVALID_VIDEO_ID', `video id must match ^[A-Za-z0-9_-]{11}$, got ${JSON.stringify(String(id).slice(0, 64))}`);
+  return id;
+}
+
+/** Turns any other status into HTTP_ERROR, with tubecache's error code when the body carries one. */
+async function expectStatus(response: Response, expected: number): Promise<void> {
+  if (response.status === expected) return;
+  const text = await response.text().catch(() => '');
+  let serverCode: ErrorCode | undefined;
+  let message = text.slice(0, 200);
+  try {
+    const error = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
+    if (typeof error?.code === 'string') serverCode = error.code as ErrorCode;
+    if (typeof error?.message === 'string') message = error.message;
+  } catch {
+    // Not tubecache's JSON (a proxy in between): the status and text say what there is to say.
+  }
+  const retryAfter = Number(response.headers.get('retry-after') ?? NaN);
+  throw new TubecacheClientError('HTTP_ERROR', `${response.url}: ${response.status}${message ? ` ${message}` : ''}`, {
+    status: response.status,
+    ...(serverCode ? { serverCode } : {}),
+    ...(Number.isFinite(retryAfter) ? { retryAfter } : {}),
+  });
+}
+
+const asClientError = (error: unknown): TubecacheClientError =>
+  error instanceof TubecacheClientError ? error : new TubecacheClientError('UNREACHABLE', (error as Error)?.message ?? String(error), { cause: error });
+
+const withoutTrailingSlash = (url: string) => url.replace(/\/+$/, '');
