@@ -1,10 +1,27 @@
-import { Command, CommanderError } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { destination, pino, type Logger } from 'pino';
+import type { S3Tier } from './cache/s3-tier.js';
 import { loadConfig, type Config } from './config.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, isTubeError } from './errors.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { openBucket } from './ops/bucket.js';
+import { removeVideos } from './ops/delete.js';
+import { runDoctor } from './ops/doctor.js';
+import { listAllVideos, statVideo, VIDEO_SORTS, type VideoDetail, type VideoSort } from './ops/inspect.js';
+import { progressBar } from './ops/progress.js';
+import { DEFAULT_CONCURRENCY } from './ops/scan.js';
+import { defaultPruneOptions, ORPHAN_GRACE_MS, prune } from './ops/prune.js';
+import { checksReport, pruneReport, videoReport, videoTable, type MemoryView } from './ops/report.js';
+import { parseVideoId, type VideoId } from './origin/video-id.js';
 import { Service } from './service.js';
+import { formatBytes, formatDuration, parseDuration, parseSize } from './units.js';
 
 /** Exit codes shared by every command: 0 done, 1 partial failure, 2 bad usage or configuration. */
 export const EXIT = { ok: 0, partial: 1, usage: 2 } as const;
+
+/** A failure the message explains (a service that does not answer): printed without a stack, exit 1. */
+class CommandFailed extends Error {}
+
 
 function config(): Config {
   try {
@@ -18,10 +35,46 @@ function config(): Config {
   }
 }
 
+/** Logs go to stderr (stdout is the command's output), quiet unless LOG_LEVEL asks for more. */
+const opsLogger = (config: Config): Logger => pino({ level: process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn' }, destination({ dest: 2, sync: true }));
+
+/** The bucket as the service sees it (the embedded S3 server on DATA_DIR when S3_ENDPOINT is empty), for the length of `run`. */
+async function withBucket<T>(config: Config, run: (s3: S3Tier, metrics: Metrics) => Promise<T>): Promise<T> {
+  const metrics = createMetrics();
+  const bucket = await openBucket(config, metrics);
+  try {
+    return await run(bucket.s3, metrics);
+  } finally {
+    await bucket.close();
+  }
+}
+
+const print = (text: string) => process.stdout.write(`${text}\n`);
+
+// Flag values are checked as commander parses them, so a bad one is a usage error (exit 2) naming the flag.
+const invalid = (message: string): never => {
+  throw new InvalidArgumentError(message);
+};
+const durationFlag = (raw: string) => parseDuration(raw) ?? invalid('expected a duration such as 90s, 10m, 12h or 7d');
+const sizeFlag = (raw: string) => parseSize(raw) ?? invalid('expected a size such as 500MiB, 5GiB or 1073741824');
+const countFlag = (min: number, max: number) => (raw: string) => {
+  const value = Number(raw);
+  return /^\d+$/.test(raw) && value >= min && value <= max ? value : invalid(`expected a whole number from ${min} to ${max}`);
+};
+const idArgument = () =>
+  new Argument('<id...>', 'video ids (put -- before an id that starts with "-")').argParser((raw: string, previous: VideoId[] = []) => {
+    try {
+      return [...previous, parseVideoId(raw)];
+    } catch (error) {
+      return invalid((error as Error).message);
+    }
+  });
+const concurrencyOption = () => new Option('--concurrency <n>', 'S3 requests at once').argParser(countFlag(1, 64)).default(DEFAULT_CONCURRENCY);
+
 async function serve(): Promise<void> {
   const service = await Service.create(config());
-  const { url } = await service.listen();
-  service.logger.info({ url, s3: service.config.S3_ENDPOINT || 'embedded', format: service.config.YTDLP_FORMAT }, 'tubecache listening');
+  const { url, adminUrl } = await service.listen();
+  service.logger.info({ url, adminUrl, s3: service.config.S3_ENDPOINT || 'embedded', format: service.config.YTDLP_FORMAT }, 'tubecache listening');
   const stop = async (signal: string) => {
     service.logger.info({ signal }, 'shutting down');
     await service.close();
@@ -31,12 +84,183 @@ async function serve(): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
+interface PruneFlags {
+  ttl?: number;
+  maxBytes?: number;
+  orphanGrace: number;
+  dryRun?: boolean;
+  json?: boolean;
+  concurrency: number;
+}
+
+async function pruneCommand(flags: PruneFlags): Promise<void> {
+  const cfg = config();
+  const defaults = defaultPruneOptions(cfg);
+  const options = {
+    ttlMs: flags.ttl ?? defaults.ttlMs,
+    maxBytes: flags.maxBytes ?? defaults.maxBytes,
+    dryRun: flags.dryRun ?? false,
+    concurrency: flags.concurrency,
+    orphanGraceMs: flags.orphanGrace,
+  };
+  const progress = progressBar(process.stderr);
+  const labels = { scan: 'listing objects', access: 'reading access times', delete: 'deleting objects' } as const;
+  const summary = await withBucket(cfg, (s3, metrics) =>
+    prune(s3, options, { metrics, onProgress: (phase, done, total) => progress.update(labels[phase], done, total) }).finally(() => progress.end()),
+  );
+  if (flags.json) {
+    // A cron log line: the deleted videos are listed only when nothing was deleted (--dry-run).
+    const { videos: _videos, ...counts } = summary;
+    print(JSON.stringify(summary.dryRun ? summary : counts));
+  } else {
+    print(pruneReport(summary));
+  }
+  process.exitCode = summary.failures.length ? EXIT.partial : EXIT.ok;
+}
+
+async function lsCommand(flags: { json?: boolean; sort: VideoSort; limit?: number; concurrency: number }): Promise<void> {
+  const cfg = config();
+  const videos = await withBucket(cfg, (s3) => listAllVideos(s3, { sort: flags.sort, limit: flags.limit, concurrency: flags.concurrency }));
+  if (flags.json) for (const video of videos) print(JSON.stringify(video));
+  else print(videoTable(videos));
+}
+
+/** GET {url}/admin/videos/:id with the admin token; the service adds what its memory holds. */
+async function statFromService(url: string, id: VideoId, token: string): Promise<{ s3: VideoDetail[]; memory: MemoryView | null } | undefined> {
+  if (!token) throw new ConfigError('ADMIN_TOKEN', 'stat --url needs the admin token: set ADMIN_TOKEN or pass --token');
+  const response = await fetch(new URL(`/admin/videos/${id}`, url), { headers: { Authorization: `Bearer ${token}` } }).catch((error: Error) => {
+    throw new CommandFailed(`${url} did not answer: ${(error.cause as Error | undefined)?.message ?? error.message}`);
+  });
+  if (response.status === 404) return undefined;
+  if (!response.ok) throw new CommandFailed(`${url} answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as { s3: VideoDetail[]; memory: MemoryView | null };
+}
+
+async function statCommand(ids: VideoId[], flags: { url?: string; token?: string; json?: boolean }): Promise<void> {
+  const cfg = config();
+  let missing = 0;
+  const report = (id: VideoId, s3: VideoDetail[], memory?: MemoryView | null) => {
+    if (s3.length === 0 && !memory) missing++;
+    print(flags.json ? JSON.stringify({ id, s3, ...(memory !== undefined ? { memory } : {}) }) : videoReport(id, s3, memory));
+  };
+  if (flags.url) {
+    for (const id of ids) {
+      const answer = await statFromService(flags.url, id, flags.token ?? cfg.ADMIN_TOKEN);
+      report(id, answer?.s3 ?? [], answer?.memory ?? null);
+    }
+  } else {
+    await withBucket(cfg, async (s3) => {
+      for (const id of ids) report(id, await statVideo(s3, id));
+    });
+  }
+  process.exitCode = missing ? EXIT.partial : EXIT.ok;
+}
+
+async function rmCommand(ids: VideoId[], flags: { json?: boolean; concurrency: number }): Promise<void> {
+  const cfg = config();
+  const result = await withBucket(cfg, (s3) => removeVideos(s3, ids, { concurrency: flags.concurrency }));
+  if (flags.json) {
+    print(JSON.stringify({ deleted: result.videos.map(({ id, format }) => ({ id, format })), objects: result.objects, bytes: result.bytes, missing: result.missing, failures: result.failures }));
+  } else {
+    for (const video of result.videos) print(`deleted ${video.id}/${video.format} (${video.count} objects, ${formatBytes(video.bytes)})`);
+    for (const id of result.missing) print(`${id} is not cached`);
+    for (const failure of result.failures) print(`could not delete ${failure.key}: ${failure.message}`);
+  }
+  process.exitCode = result.missing.length || result.failures.length ? EXIT.partial : EXIT.ok;
+}
+
+async function prefetchCommand(ids: VideoId[], flags: { url?: string }): Promise<void> {
+  const url = flags.url ?? `http://127.0.0.1:${config().PORT}`;
+  let failed = 0;
+  for (const id of ids) {
+    const outcome = await fetch(new URL(`/prefetch/${id}`, url), { method: 'POST' }).then(
+      async (response) => (response.status === 202 ? undefined : `${response.status} ${await response.text()}`),
+      (error: Error) => `${url} did not answer: ${(error.cause as Error | undefined)?.message ?? error.message}`,
+    );
+    if (outcome) failed++;
+    print(outcome ? `${id}: ${outcome}` : `${id}: prefetch started`);
+  }
+  process.exitCode = failed ? EXIT.partial : EXIT.ok;
+}
+
+async function doctorCommand(flags: { json?: boolean }): Promise<void> {
+  let cfg: Config;
+  try {
+    cfg = loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const check = { name: 'configuration', status: 'fail' as const, detail: error.message, fix: `set ${error.variable} to a valid value, or unset it for the default` };
+    print(flags.json ? JSON.stringify({ ok: false, checks: [check] }) : checksReport([check]));
+    process.exitCode = EXIT.usage;
+    return;
+  }
+  const checks = await runDoctor(cfg, { metrics: createMetrics(), logger: opsLogger(cfg) });
+  const ok = checks.every((check) => check.status !== 'fail');
+  print(flags.json ? JSON.stringify({ ok, checks }) : checksReport(checks));
+  process.exitCode = ok ? EXIT.ok : EXIT.partial;
+}
+
 const program = new Command('tubecache')
-  .description('A tiered cache (memory → S3 → yt-dlp/origin) for YouTube video bytes.')
+  .description('A tiered cache (memory → S3 → yt-dlp/origin) for YouTube video bytes.\nEvery command reads the service\'s environment variables (S3_*, DATA_DIR, PRUNE_*, ADMIN_TOKEN…).')
   .exitOverride()
   .showHelpAfterError();
 
 program.command('serve').description('run the service (what npm start runs)').action(serve);
+
+program
+  .command('prune')
+  .description('delete videos not read within the TTL, then the least recently read above --max-bytes, and orphaned objects')
+  .option('--ttl <duration>', 'delete videos not read for this long (default: PRUNE_TTL)', durationFlag)
+  .option('--max-bytes <size>', 'then keep the bucket under this size, least recently read first (default: PRUNE_MAX_BYTES; 0: no limit)', sizeFlag)
+  .addOption(
+    new Option('--orphan-grace <duration>', 'delete slices and access objects without a manifest once this old')
+      .argParser(durationFlag)
+      .default(ORPHAN_GRACE_MS, formatDuration(ORPHAN_GRACE_MS)),
+  )
+  .option('--dry-run', 'list what would be deleted; delete nothing')
+  .option('--json', 'print the summary as one JSON object')
+  .addOption(concurrencyOption())
+  .addHelpText('after', `\nRun it from exactly one place per bucket (one cron job, or PRUNE_INTERVAL on one node).\nExit codes: 0 done, 1 some objects could not be deleted (listed), 2 bad usage or configuration.`)
+  .action(pruneCommand);
+
+program
+  .command('ls')
+  .description('list cached videos: id, format, size, bytes and slices in S3, head seconds, created, last access')
+  .option('--json', 'one JSON object per line')
+  .addOption(new Option('--sort <key>', 'access: most recently read first; size: largest first; created: newest first').choices(VIDEO_SORTS).default('access'))
+  .option('--limit <n>', 'show at most n videos', countFlag(1, Number.MAX_SAFE_INTEGER))
+  .addOption(concurrencyOption())
+  .action(lsCommand);
+
+program
+  .command('stat')
+  .description('everything known about a video: manifest, slices in S3, times; with --url, also what a running service holds in memory')
+  .addArgument(idArgument())
+  .option('--url <url>', "ask a running service's admin API (http://host:ADMIN_PORT, or its PORT when ADMIN_PORT=0)")
+  .option('--token <token>', 'admin token for --url (default: ADMIN_TOKEN)')
+  .option('--json', 'one JSON object per video')
+  .action(statCommand);
+
+program
+  .command('rm')
+  .description('delete videos from the bucket (manifest first, then slices)')
+  .addArgument(idArgument())
+  .option('--json', 'print the result as one JSON object')
+  .addOption(concurrencyOption())
+  .action(rmCommand);
+
+program
+  .command('prefetch')
+  .description("warm the head of videos through a running service's POST /prefetch")
+  .addArgument(idArgument())
+  .option('--url <url>', 'the service (default: http://127.0.0.1:PORT)')
+  .action(prefetchCommand);
+
+program
+  .command('doctor')
+  .description('check the configuration, S3 (reachable; put, get, list, delete) and yt-dlp, and say how to fix what is wrong')
+  .option('--json', 'print the checks as one JSON object')
+  .action(doctorCommand);
 
 try {
   await program.parseAsync();
@@ -46,6 +270,8 @@ try {
     process.stderr.write(`tubecache: invalid configuration: ${error.message}\n`);
     process.exit(EXIT.usage);
   }
-  process.stderr.write(`tubecache: ${(error as Error).stack ?? error}\n`);
-  process.exit(1);
+  // Expected failures (S3 down, a service not answering) are one line; anything else keeps its stack.
+  const expected = isTubeError(error) || error instanceof CommandFailed;
+  process.stderr.write(`tubecache: ${expected ? (error as Error).message : ((error as Error).stack ?? error)}\n`);
+  process.exit(EXIT.partial);
 }

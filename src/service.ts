@@ -3,14 +3,16 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type Koa from 'koa';
-import { startEmbeddedS3, type EmbeddedS3 } from './cache/embedded-s3.js';
 import { MemoryTier } from './cache/memory-tier.js';
-import { S3Tier, s3SettingsFrom } from './cache/s3-tier.js';
+import type { S3Tier } from './cache/s3-tier.js';
 import { TieredCache } from './cache/tiered-cache.js';
 import type { Config } from './config.js';
 import { ConfigError, isTubeError } from './errors.js';
+import { adminRoutes, createAdminApp } from './http/admin.js';
 import { createApp } from './http/app.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { openBucket, type Bucket } from './ops/bucket.js';
+import { Pruner } from './ops/prune.js';
 import { OriginFetcher } from './origin/fetcher.js';
 import { Resolver } from './origin/resolver.js';
 
@@ -35,31 +37,35 @@ export class Service {
   readonly resolver: Resolver;
   readonly fetcher: OriginFetcher;
   readonly cache: TieredCache;
+  readonly pruner: Pruner;
   readonly app: Koa;
-  readonly #embedded: EmbeddedS3 | undefined;
+  /** The admin API when it has a port of its own (ADMIN_TOKEN and ADMIN_PORT set). */
+  readonly adminApp: Koa | undefined;
+  readonly #bucket: Bucket;
   #servers: Server[] = [];
   #ytdlpCheck: { at: number; result: ReadinessCheck } | undefined;
 
-  private constructor(config: Config, logger: Logger, embedded: EmbeddedS3 | undefined) {
+  private constructor(config: Config, logger: Logger, metrics: Metrics, bucket: Bucket) {
     this.config = config;
     this.logger = logger;
-    this.#embedded = embedded;
-    this.metrics = createMetrics();
+    this.#bucket = bucket;
+    this.metrics = metrics;
     this.memory = new MemoryTier({ maxBytes: config.MEMORY_CACHE_BYTES, ttlMs: config.MEMORY_CACHE_TTL, metrics: this.metrics });
-    const settings = embedded
-      ? { ...s3SettingsFrom(config, embedded.endpoint), accessKeyId: embedded.accessKeyId, secretAccessKey: embedded.secretAccessKey, forcePathStyle: true }
-      : s3SettingsFrom(config);
-    this.s3 = new S3Tier(settings, this.metrics);
+    this.s3 = bucket.s3;
     this.resolver = new Resolver({ config, memory: this.memory, metrics: this.metrics, logger });
     this.fetcher = new OriginFetcher({ config, resolver: this.resolver, metrics: this.metrics, logger });
     this.cache = new TieredCache({ config, memory: this.memory, s3: this.s3, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });
-    this.app = createApp(this);
+    this.pruner = new Pruner({ s3: this.s3, config, metrics: this.metrics, logger });
+    const admin = config.ADMIN_TOKEN !== '';
+    this.app = createApp(this, admin && config.ADMIN_PORT === 0 ? adminRoutes(this) : undefined);
+    this.adminApp = admin && config.ADMIN_PORT !== 0 ? createAdminApp(this) : undefined;
+    if (config.PRUNE_INTERVAL) this.pruner.schedule(config.PRUNE_INTERVAL);
   }
 
   /** Builds the service; with no S3_ENDPOINT, starts the embedded S3 server under DATA_DIR first. */
   static async create(config: Config, logger: Logger = pino({ level: config.LOG_LEVEL })): Promise<Service> {
-    const embedded = config.S3_ENDPOINT ? undefined : await startEmbeddedS3({ directory: config.DATA_DIR, bucket: config.S3_BUCKET, silent: true });
-    const service = new Service(config, logger, embedded);
+    const metrics = createMetrics();
+    const service = new Service(config, logger, metrics, await openBucket(config, metrics));
     try {
       await service.s3.ensureBucket(config.S3_CREATE_BUCKET);
     } catch (error) {
@@ -74,15 +80,20 @@ export class Service {
   }
 
   /** Listens on PORT (and ADMIN_PORT); resolves with the bound addresses. */
-  async listen(): Promise<{ url: string }> {
-    const server = this.app.listen(this.config.PORT, this.config.HOST);
+  async listen(): Promise<{ url: string; adminUrl?: string }> {
+    const url = await this.#listen(this.app, this.config.PORT);
+    return this.adminApp ? { url, adminUrl: await this.#listen(this.adminApp, this.config.ADMIN_PORT) } : { url };
+  }
+
+  async #listen(app: Koa, port: number): Promise<string> {
+    const server = app.listen(port, this.config.HOST);
     // Players keep connections open between range requests.
     server.keepAliveTimeout = 65_000;
     this.#servers.push(server);
     await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
+    const bound = (server.address() as AddressInfo).port;
     const host = this.config.HOST.includes(':') ? `[${this.config.HOST}]` : this.config.HOST;
-    return { url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}` };
+    return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}`;
   }
 
   async readiness(): Promise<Record<'s3' | 'ytdlp', ReadinessCheck>> {
@@ -104,6 +115,7 @@ export class Service {
   }
 
   async close(): Promise<void> {
+    await this.pruner.stop();
     await Promise.all(
       this.#servers.map((server) => {
         server.closeAllConnections();
@@ -113,7 +125,6 @@ export class Service {
     this.#servers = [];
     await this.cache.idle();
     this.fetcher.close();
-    this.s3.client.destroy();
-    await this.#embedded?.close();
+    await this.#bucket.close();
   }
 }

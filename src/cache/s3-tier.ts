@@ -195,12 +195,14 @@ export class S3Tier {
     await this.putText(this.keys.access(video), at.toISOString(), 'text/plain');
   }
 
-  /** Every object under `prefix`, page by page (ListObjectsV2 pages of up to 1000). */
-  async *list(prefix: string): AsyncGenerator<_Object[]> {
+  /** Every object under `prefix` (after key `startAfter`, when given), page by page (ListObjectsV2 pages of up to 1000). */
+  async *list(prefix: string, startAfter?: string): AsyncGenerator<_Object[]> {
     let token: string | undefined;
     do {
       const page = await this.#call('list', () =>
-        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) })),
+        this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}) }),
+        ),
       );
       if (page?.Contents?.length) yield page.Contents;
       token = page?.IsTruncated ? page.NextContinuationToken : undefined;

@@ -94,8 +94,8 @@ export function errorBody(logger: Logger) {
       if (error) log[status >= 500 ? 'warn' : 'info']({ code: error.code, reason: error.message }, 'request failed');
       else log.error({ err: caught, code: 'INTERNAL' }, 'request failed');
       if (ctx.headerSent || !ctx.writable) return;
-      // Headers set for a success (ETag, Content-Range…) do not belong on the error.
-      for (const name of Object.keys(ctx.response.headers)) if (name !== 'x-request-id') ctx.remove(name);
+      // Headers set for a success (ETag, Content-Range…) do not belong on the error; a 401's WWW-Authenticate does.
+      for (const name of Object.keys(ctx.response.headers)) if (name !== 'x-request-id' && name !== 'www-authenticate') ctx.remove(name);
       ctx.status = status;
       if (error?.retryAfter) ctx.set('Retry-After', String(error.retryAfter));
       ctx.body = { error: { code: error?.code ?? 'INTERNAL', message: error?.publicMessage ?? 'internal error' } };

@@ -1,0 +1,186 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Router from '@koa/router';
+import Koa, { type Context, type Next } from 'koa';
+import type { Counter } from 'prom-client';
+import { TubeError } from '../errors.js';
+import { parseVideoId } from '../origin/video-id.js';
+import { removeVideos } from '../ops/delete.js';
+import { listVideos, statVideo } from '../ops/inspect.js';
+import type { PruneOptions } from '../ops/prune.js';
+import { DEFAULT_CONCURRENCY } from '../ops/scan.js';
+import type { Service } from '../service.js';
+import { parseDuration, parseSize } from '../units.js';
+import { errorBody, requestLog } from './app.js';
+
+const PAGE_DEFAULT = 100;
+const PAGE_MAX = 1000;
+const BODY_MAX = 16 * 1024;
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * `Authorization: Bearer <ADMIN_TOKEN>`: 401 without it, 403 with another. The
+ * tokens are compared as SHA-256 digests with timingSafeEqual, so neither the
+ * content nor the length of the token leaks through response times.
+ */
+export function bearerAuth(token: string) {
+  const expected = digest(token);
+  return async (ctx: Context, next: Next) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(ctx.get('Authorization'));
+    if (!match) {
+      ctx.set('WWW-Authenticate', 'Bearer realm="tubecache admin"');
+      throw new TubeError('UNAUTHORIZED');
+    }
+    if (!timingSafeEqual(digest(match[1]!), expected)) throw new TubeError('FORBIDDEN');
+    await next();
+  };
+}
+
+/** The admin API's routes, all under /admin and behind the bearer token. Mounted only when ADMIN_TOKEN is set. */
+export function adminRoutes(service: Service): Router {
+  const router = new Router({ prefix: '/admin' });
+  const { s3, memory, cache } = service;
+  router.use(bearerAuth(service.config.ADMIN_TOKEN));
+
+  router.get('/videos', async (ctx) => {
+    const limit = ctx.query.limit === undefined ? PAGE_DEFAULT : Number(ctx.query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_MAX) throw new TubeError('BAD_REQUEST', `limit must be a whole number from 1 to ${PAGE_MAX}`);
+    const cursor = typeof ctx.query.cursor === 'string' && ctx.query.cursor !== '' ? ctx.query.cursor : undefined;
+    ctx.body = await listVideos(s3, { cursor, limit, concurrency: DEFAULT_CONCURRENCY });
+  });
+
+  router.get('/videos/:id', async (ctx) => {
+    const id = parseVideoId(ctx.params.id ?? '');
+    const video = cache.video(id);
+    const manifest = memory.getManifest(video);
+    const inMemory = manifest && { format: video.format, manifest, slices: memory.slicesHeld(manifest) };
+    const stored = await statVideo(s3, id);
+    if (!inMemory && stored.length === 0) throw new TubeError('NOT_FOUND', `video ${id} is not cached`);
+    ctx.body = { id, s3: stored, memory: inMemory ?? null };
+  });
+
+  router.delete('/videos/:id', async (ctx) => {
+    const id = parseVideoId(ctx.params.id ?? '');
+    const entries = memory.deleteVideo(cache.video(id));
+    const removed = await removeVideos(s3, [id], { concurrency: DEFAULT_CONCURRENCY });
+    if (removed.failures.length) throw new TubeError('S3_ERROR', `${removed.failures.length} objects not deleted, first: ${removed.failures[0]!.key}`);
+    if (entries === 0 && removed.missing.length) throw new TubeError('NOT_FOUND', `video ${id} is not cached`);
+    ctx.body = { id, memory: { entries }, s3: { videos: removed.videos.length, objects: removed.objects, bytes: removed.bytes } };
+  });
+
+  router.post('/prune', async (ctx) => {
+    ctx.body = await service.pruner.run(pruneOptions(await readJson(ctx)));
+  });
+
+  router.get('/stats', async (ctx) => {
+    ctx.body = await stats(service);
+  });
+
+  return router;
+}
+
+/** The admin API on its own port (ADMIN_PORT), with the same request log and error bodies as the main app. */
+export function createAdminApp(service: Service): Koa {
+  const app = new Koa();
+  app.proxy = true;
+  app.silent = true;
+  const router = adminRoutes(service);
+  app.use(requestLog(service.logger));
+  app.use(errorBody(service.logger));
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  app.use((ctx) => {
+    throw new TubeError('NOT_FOUND', `${ctx.method} ${ctx.path}`);
+  });
+  return app;
+}
+
+async function readJson(ctx: Context): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > BODY_MAX) throw new TubeError('BAD_REQUEST', `body larger than ${BODY_MAX} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new TubeError('BAD_REQUEST', 'body is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TubeError('BAD_REQUEST', 'body must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+/** The CLI's prune flags as JSON: `{"ttl": "10m", "maxBytes": "5GiB", "dryRun": true, "concurrency": 8, "orphanGrace": "1h"}`. */
+function pruneOptions(body: Record<string, unknown>): Partial<PruneOptions> {
+  const options: Partial<PruneOptions> = {};
+  const known = new Set(['ttl', 'maxBytes', 'dryRun', 'concurrency', 'orphanGrace']);
+  for (const name of Object.keys(body)) if (!known.has(name)) throw new TubeError('BAD_REQUEST', `unknown prune option "${name}"`);
+  const text = (name: string) => (typeof body[name] === 'string' || typeof body[name] === 'number' ? String(body[name]) : undefined);
+  const invalid = (name: string, expected: string) => new TubeError('BAD_REQUEST', `${name}: expected ${expected}`);
+  if (body.ttl !== undefined) options.ttlMs = parseDuration(text('ttl') ?? '') ?? fail(invalid('ttl', 'a duration such as "10m" or "7d"'));
+  if (body.orphanGrace !== undefined) options.orphanGraceMs = parseDuration(text('orphanGrace') ?? '') ?? fail(invalid('orphanGrace', 'a duration'));
+  if (body.maxBytes !== undefined) options.maxBytes = parseSize(text('maxBytes') ?? '') ?? fail(invalid('maxBytes', 'a size such as "5GiB"'));
+  if (body.dryRun !== undefined) options.dryRun = typeof body.dryRun === 'boolean' ? body.dryRun : fail(invalid('dryRun', 'true or false'));
+  if (body.concurrency !== undefined) {
+    const n = body.concurrency;
+    options.concurrency = typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 64 ? n : fail(invalid('concurrency', 'a whole number from 1 to 64'));
+  }
+  return options;
+}
+
+const fail = (error: Error): never => {
+  throw error;
+};
+
+/** A counter's values keyed by one label. */
+async function byLabel(counter: Counter<string>, label: string): Promise<Record<string, number>> {
+  const values: Record<string, number> = {};
+  for (const { labels, value } of (await counter.get()).values) {
+    const key = String(labels[label] ?? '');
+    values[key] = (values[key] ?? 0) + value;
+  }
+  return values;
+}
+
+const total = async (counter: Counter<string>) => (await counter.get()).values.reduce((n, { value }) => n + value, 0);
+const ratio = (part: number, whole: number) => (whole > 0 ? Math.round((part / whole) * 1e4) / 1e4 : null);
+
+/** `GET /admin/stats`: what this process has served and holds, from the same counters /metrics exposes. */
+async function stats(service: Service) {
+  const { metrics, memory, cache, resolver, config } = service;
+  const [requests, bytes, slices, origin, uploads, s3Operations, pruneRuns] = await Promise.all([
+    byLabel(metrics.requests, 'status'),
+    byLabel(metrics.bytesServed, 'tier'),
+    byLabel(metrics.sliceReads, 'tier'),
+    byLabel(metrics.originRequests, 'outcome'),
+    byLabel(metrics.uploads, 'outcome'),
+    byLabel(metrics.s3Operations, 'outcome'),
+    byLabel(metrics.pruneRuns, 'outcome'),
+  ]);
+  const requestCount = Object.values(requests).reduce((n, v) => n + v, 0);
+  const byteCount = Object.values(bytes).reduce((n, v) => n + v, 0);
+  const sliceCount = Object.values(slices).reduce((n, v) => n + v, 0);
+  const tier = (name: string) => ({
+    bytes: bytes[name] ?? 0,
+    slices: slices[name] ?? 0,
+    byteRatio: ratio(bytes[name] ?? 0, byteCount),
+    sliceRatio: ratio(slices[name] ?? 0, sliceCount),
+  });
+  const usage = process.memoryUsage();
+  return {
+    requests: { ...requests, total: requestCount, hitRatio: ratio((requests.HIT ?? 0) + (requests['HIT-S3'] ?? 0), requestCount) },
+    tiers: { memory: tier('memory'), s3: tier('s3'), origin: tier('origin') },
+    memory: { bytes: memory.bytes, entries: memory.entries, maxBytes: config.MEMORY_CACHE_BYTES, evictions: await total(metrics.memoryEvictions) },
+    uploads: { queued: cache.uploadsQueued, running: cache.uploadsRunning, dropped: await total(metrics.uploadsDropped), ...uploads },
+    inFlight: { sliceFetches: cache.inFlight, ytdlpRuns: resolver.running, joins: await total(metrics.flightJoins) },
+    origin: { requests: origin, bytes: await total(metrics.originBytes) },
+    s3: { available: service.s3.available, operations: s3Operations },
+    prune: { running: service.pruner.running, runs: pruneRuns, deletedObjects: await total(metrics.pruneDeleted) },
+    process: { rss: usage.rss, heapUsed: usage.heapUsed, uptimeSeconds: Math.round(process.uptime()) },
+  };
+}

@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { MemoryTier } from '../cache/memory-tier.js';
+import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
+import { Resolver } from '../origin/resolver.js';
+import { openBucket, type Bucket } from './bucket.js';
+
+export interface Check {
+  name: string;
+  status: 'ok' | 'warn' | 'fail';
+  detail: string;
+  /** What to do about a warn or fail. */
+  fix?: string;
+}
+
+/** yt-dlp versions are dates; YouTube changes often enough that an old one stops resolving. */
+const YTDLP_STALE_DAYS = 120;
+
+/**
+ * Checks what `tubecache serve` needs, in the order an operator would fix it:
+ * the settings, the bucket (reachable, then put/get/list/delete of a probe
+ * object outside the videos/ prefix), and yt-dlp.
+ */
+export async function runDoctor(config: Config, options: { metrics: Metrics; logger: Logger }): Promise<Check[]> {
+  const checks: Check[] = [settingsCheck(config)];
+  if (config.ADMIN_TOKEN && config.ADMIN_TOKEN.length < 16) {
+    checks.push({ name: 'admin token', status: 'warn', detail: `ADMIN_TOKEN is ${config.ADMIN_TOKEN.length} characters`, fix: 'use a long random token, e.g. ADMIN_TOKEN=$(openssl rand -hex 32)' });
+  }
+  if (config.PRUNE_INTERVAL) {
+    checks.push({ name: 'scheduled prune', status: 'ok', detail: 'PRUNE_INTERVAL is set: make sure no other node and no cron job prunes the same bucket' });
+  }
+  if (config.ORIGIN_ALLOWED_HOSTS.length === 0) {
+    checks.push({ name: 'origin hosts', status: 'fail', detail: 'ORIGIN_ALLOWED_HOSTS is empty: every video would be refused', fix: 'unset ORIGIN_ALLOWED_HOSTS (default *.googlevideo.com,*.youtube.com)' });
+  }
+
+  let bucket: Bucket | undefined;
+  try {
+    bucket = await openBucket(config, options.metrics);
+  } catch (error) {
+    checks.push({ name: 'embedded S3', status: 'fail', detail: `cannot start on DATA_DIR=${config.DATA_DIR}: ${(error as Error).message}`, fix: 'make DATA_DIR a writable directory, or set S3_ENDPOINT' });
+  }
+  if (bucket) {
+    try {
+      checks.push(...(await bucketChecks(config, bucket)));
+    } finally {
+      await bucket.close();
+    }
+  }
+  checks.push(await ytdlpCheck(config, options));
+  return checks;
+}
+
+function settingsCheck(config: Config): Check {
+  const where = config.S3_ENDPOINT ? `S3 ${config.S3_ENDPOINT}` : `embedded S3 on DATA_DIR=${config.DATA_DIR}`;
+  const detail = `${where}, bucket "${config.S3_BUCKET}"${config.S3_PREFIX ? `, prefix "${config.S3_PREFIX}"` : ''}, format ${config.YTDLP_FORMAT}`;
+  if (config.S3_ENDPOINT) return { name: 'configuration', status: 'ok', detail };
+  return {
+    name: 'configuration',
+    status: 'warn',
+    detail,
+    fix: 'the embedded S3 server is for one node; set S3_ENDPOINT (and S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY) so that nodes share a bucket',
+  };
+}
+
+/** What an S3 failure most likely means, from the SDK error behind our S3_ERROR. */
+function explainS3(config: Config, error: unknown): { detail: string; fix: string } {
+  const cause = ((error as { cause?: unknown }).cause ?? error) as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const status = cause.$metadata?.httpStatusCode;
+  const name = cause.name ?? '';
+  const message = cause.message || name || String(error);
+  const endpoint = config.S3_ENDPOINT || 'the embedded S3 server';
+  if (/CredentialsProviderError/.test(name) || /credentials/i.test(message)) {
+    return { detail: message, fix: 'set S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY (or give the AWS SDK credentials: AWS_PROFILE, an instance role…)' };
+  }
+  if (status === 403 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|Forbidden/.test(name)) {
+    return { detail: `S3 refused the credentials (${name || status})`, fix: 'check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, and that the bucket policy allows this key' };
+  }
+  if (status === 301 || /PermanentRedirect|AuthorizationHeaderMalformed|IllegalLocationConstraint/.test(name)) {
+    return { detail: `the bucket is in another region (${name || status})`, fix: "set S3_REGION to the bucket's region" };
+  }
+  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|Timeout/i.test(`${cause.code ?? ''} ${name} ${message}`)) {
+    return { detail: `cannot reach ${endpoint}: ${message}`, fix: `check S3_ENDPOINT (host, port, http/https) and the network; each request may take up to S3_TIMEOUT=${config.S3_TIMEOUT}ms` };
+  }
+  return { detail: message, fix: 'check the S3_* settings against your S3 provider' };
+}
+
+async function bucketChecks(config: Config, { s3 }: Bucket): Promise<Check[]> {
+  try {
+    await s3.ping();
+  } catch (error) {
+    const { name, $metadata } = ((error as { cause?: unknown }).cause ?? {}) as { name?: string; $metadata?: { httpStatusCode?: number } };
+    if (name === 'NotFound' || name === 'NoSuchBucket' || $metadata?.httpStatusCode === 404) {
+      return [
+        config.S3_CREATE_BUCKET
+          ? { name: 'S3 bucket', status: 'warn', detail: `bucket "${config.S3_BUCKET}" does not exist yet; tubecache serve creates it (S3_CREATE_BUCKET=true)`, fix: 'start the service once, or create the bucket yourself' }
+          : { name: 'S3 bucket', status: 'fail', detail: `bucket "${config.S3_BUCKET}" does not exist`, fix: 'create it, or set S3_BUCKET to an existing bucket, or S3_CREATE_BUCKET=true' },
+      ];
+    }
+    return [{ name: 'S3 reachable', status: 'fail', ...explainS3(config, error) }];
+  }
+  const checks: Check[] = [{ name: 'S3 reachable', status: 'ok', detail: `bucket "${config.S3_BUCKET}" answers` }];
+
+  // Outside videos/, so a prune running meanwhile never sees it.
+  const key = `${config.S3_PREFIX}tubecache-doctor/${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const body = `tubecache doctor ${new Date().toISOString()}`;
+  const grant = (action: string) => `grant ${action} on arn:aws:s3:::${config.S3_BUCKET}/${config.S3_PREFIX}* to this key`;
+  const steps: [string, string, () => Promise<string | undefined>][] = [
+    ['put', 's3:PutObject', async () => void (await s3.putText(key, body, 'text/plain'))],
+    ['get', 's3:GetObject', async () => ((await s3.getText(key)) === body ? undefined : 'read back different bytes')],
+    [
+      'list',
+      's3:ListBucket',
+      async () => {
+        for await (const page of s3.list(key)) if (page.some((object) => object.Key === key)) return undefined;
+        return 'the probe object is not listed';
+      },
+    ],
+    ['delete', 's3:DeleteObject', async () => (await s3.deleteKeys([key]))[0]?.message],
+  ];
+  const failed: string[] = [];
+  for (const [step, action, run] of steps) {
+    const problem = await run().catch((error: unknown) => explainS3(config, error).detail);
+    if (problem !== undefined) {
+      checks.push({ name: `S3 ${step}`, status: 'fail', detail: problem, fix: grant(action) });
+      failed.push(step);
+      if (step === 'put') break;
+    }
+  }
+  if (failed.length === 0) checks.push({ name: 'S3 permissions', status: 'ok', detail: `put, get, list and delete of ${key}` });
+  return checks;
+}
+
+async function ytdlpCheck(config: Config, options: { metrics: Metrics; logger: Logger }): Promise<Check> {
+  const memory = new MemoryTier({ maxBytes: 1, ttlMs: 1, metrics: options.metrics });
+  const resolver = new Resolver({ config, memory, metrics: options.metrics, logger: options.logger });
+  let version: string;
+  try {
+    version = await resolver.version();
+  } catch (error) {
+    return {
+      name: 'yt-dlp',
+      status: 'fail',
+      detail: `${config.YTDLP_PATH}: ${(error as Error).message}`,
+      fix: 'install yt-dlp (apt-get install yt-dlp, or pipx install yt-dlp for a newer one) or set YTDLP_PATH to its executable',
+    };
+  }
+  const date = /^(\d{4})\.(\d{2})\.(\d{2})/.exec(version);
+  const age = date ? (Date.now() - Date.UTC(Number(date[1]), Number(date[2]) - 1, Number(date[3]))) / 86_400_000 : 0;
+  if (age > YTDLP_STALE_DAYS) {
+    return { name: 'yt-dlp', status: 'warn', detail: `${config.YTDLP_PATH} ${version} is ${Math.round(age)} days old`, fix: 'update yt-dlp (yt-dlp -U, pipx upgrade yt-dlp, or your package manager): YouTube breaks old versions' };
+  }
+  return { name: 'yt-dlp', status: 'ok', detail: `${config.YTDLP_PATH} ${version}` };
+}
