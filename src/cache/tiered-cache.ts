@@ -179,6 +179,8 @@ export class TieredCache {
       if (manifest && this.#isPersisted(manifest, index) && this.#s3.available) {
         try {
           if (await this.#s3.streamSlice(manifest, index, 0, push, signal)) return flight.finish();
+          // Listed but gone (pruned, or replaced by another version): stop claiming it until it is uploaded again.
+          this.#forgetPersisted(manifest, index);
         } catch (error) {
           if (signal.aborted) throw error;
           this.#log.warn({ videoId: video.id, index, err: error }, 'S3 slice read failed; continuing from the origin');
@@ -210,6 +212,11 @@ export class TieredCache {
       if (flight.state === 'running') flight.fail(new Error('slice fetch ended without its bytes'));
       if (flight.state === 'done') this.#completed(video, index, flight);
     }
+  }
+
+  #forgetPersisted(manifest: Manifest, index: number): void {
+    const current = this.#memory.getManifest(manifest);
+    if (current?.etag === manifest.etag) this.#memory.putManifest({ ...current, persisted: current.persisted.filter((i) => i !== index) });
   }
 
   #completed(video: VideoRef, index: number, flight: SliceFlight): void {
