@@ -63,7 +63,8 @@ const LOG_FORMAT =
 /**
  * Starts nginx in front of `nodes`: the conf's two upstream servers are the
  * first two nodes (one node fills both, so a single-node test still runs the
- * conf unchanged).
+ * conf unchanged). Anything with a node's `url` will do, e.g. a pass-through
+ * in front of a node.
  */
 export async function startEdge(nodes: readonly Pick<Node, 'url'>[]): Promise<Edge> {
   const [a, b = a] = nodes;
@@ -97,7 +98,10 @@ export async function startEdge(nodes: readonly Pick<Node, 'url'>[]): Promise<Ed
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
+  let spawnError: Error | undefined;
   nginx.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  // Without a listener, a binary that cannot be run would crash the test process instead of failing startEdge.
+  nginx.once('error', (error) => (spawnError = error));
   const exited = new Promise<void>((resolve) => nginx.once('exit', () => resolve()));
   // A test process that dies must not leave nginx running.
   const stop = () => nginx.kill('SIGTERM');
@@ -107,6 +111,7 @@ export async function startEdge(nodes: readonly Pick<Node, 'url'>[]): Promise<Ed
   const errorLog = () => readFile(join(prefix, 'error.log'), 'utf8').catch(() => '');
   try {
     await eventually(async () => {
+      if (spawnError) throw spawnError;
       if (nginx.exitCode !== null) throw new Error(`nginx exited with ${nginx.exitCode}: ${stderr}${await errorLog()}`);
       return (await fetchRaw(`${url}/healthz`).catch(() => undefined))?.status === 200;
     }, 10_000, 'nginx to accept connections');

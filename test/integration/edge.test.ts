@@ -3,36 +3,25 @@
  * with that file (only the cache path, the listen port and the two node
  * addresses substituted) in front of two tubecache nodes on one S3 bucket.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test from 'ava';
-import { eventually, fetchRaw, fixture, fixtureSha, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
+import { fetchRaw, fixture, fixtureSha, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
+import { nginxMissing, startEdge, type Edge } from '../helpers/nginx.js';
 
-const NGINX = '/usr/sbin/nginx';
-const CONF = new URL('../../deploy/nginx/tubecache.conf', import.meta.url);
 /** The conf's `slice 1m`: nginx fetches and caches 1 MiB pieces. */
 const EDGE_SLICE = 2 ** 20;
 /** The harness's SLICE_BYTES. */
 const NODE_SLICE = 256 * 1024;
 const SIZE = fixture.length;
 
-const missing = existsSync(NGINX) ? undefined : `skipped: ${NGINX} is not installed (.ci/run installs Debian's nginx)`;
-if (missing) console.log(`edge.test.ts ${missing}`);
+const missing = nginxMissing();
+if (missing) console.log(`edge.test.ts skipped: ${missing}`);
 const edgeTest = missing ? test.serial.skip : test.serial;
-
-interface Edge {
-  url: string;
-  get(path: string, headers?: Record<string, string>): ReturnType<typeof fetchRaw>;
-  close(): Promise<void>;
-}
 
 /** A TCP pass-through between nginx and one node that counts the connections nginx opens. */
 interface Gate {
-  host: string;
+  /** Where nginx reaches the node through this gate. */
+  url: string;
   connections: number;
   /** Stops listening: nginx's connections to this address are refused from now on. */
   close(): Promise<void>;
@@ -50,28 +39,13 @@ test.before(async () => {
   // can serve whole 1 MiB edge slices of it without the origin.
   nodes = [await h.node({ PERSIST: 'full' }), await h.node({ PERSIST: 'full' })];
   gates = await Promise.all(nodes.map((node) => startGate(new URL(node.url))));
-  edge = await startEdge(gates.map((gate) => gate.host));
+  edge = await startEdge(gates);
 });
 test.after.always(async () => {
   await edge?.close();
   await Promise.all(gates.map((gate) => gate.close()));
   await h?.close();
 });
-
-/** Replaces a token the conf promises to contain exactly once, so nothing else in it changes. */
-function substitute(conf: string, token: string, value: string): string {
-  const parts = conf.split(token);
-  if (parts.length !== 2) throw new Error(`deploy/nginx/tubecache.conf must contain "${token}" exactly once, found ${parts.length - 1}`);
-  return parts.join(value);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function startGate(target: URL): Promise<Gate> {
   const sockets = new Set<Socket>();
@@ -90,7 +64,7 @@ async function startGate(target: URL): Promise<Gate> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const gate: Gate = {
-    host: `127.0.0.1:${(server.address() as { port: number }).port}`,
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     connections: 0,
     async close() {
       const closed = new Promise((resolve) => server.close(resolve));
@@ -99,70 +73,6 @@ async function startGate(target: URL): Promise<Gate> {
     },
   };
   return gate;
-}
-
-async function startEdge([a, b]: string[]): Promise<Edge> {
-  const prefix = await mkdtemp(join(tmpdir(), 'tubecache-edge-'));
-  // Run as root, nginx's workers switch to `nobody`, which must reach the cache and temp directories.
-  await chmod(prefix, 0o755);
-  const port = await freePort();
-  let conf = await readFile(CONF, 'utf8');
-  conf = substitute(conf, '/var/cache/nginx/tubecache', join(prefix, 'cache'));
-  conf = substitute(conf, 'listen 8080;', `listen 127.0.0.1:${port};`);
-  conf = substitute(conf, '127.0.0.1:8081', a!);
-  conf = substitute(conf, '127.0.0.1:8082', b!);
-  await writeFile(join(prefix, 'tubecache.conf'), conf);
-  // Everything nginx would otherwise put under Debian's /var paths goes into the prefix.
-  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `${kind}_temp_path ${join(prefix, `${kind}_temp`)};`);
-  await writeFile(
-    join(prefix, 'nginx.conf'),
-    [
-      'worker_processes 1;',
-      `pid ${join(prefix, 'nginx.pid')};`,
-      `error_log ${join(prefix, 'error.log')} warn;`,
-      'events { worker_connections 256; }',
-      `http { access_log off; ${temp.join(' ')} include ${join(prefix, 'tubecache.conf')}; }`,
-      '',
-    ].join('\n'),
-  );
-
-  const nginx: ChildProcess = spawn(NGINX, ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  let spawnError: Error | undefined;
-  nginx.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  nginx.once('error', (error) => (spawnError = error));
-  const exited = new Promise<void>((resolve) => nginx.once('exit', () => resolve()));
-  // A worker that dies with the test process must not leave nginx running.
-  const stop = () => nginx.kill('SIGTERM');
-  process.once('exit', stop);
-
-  const url = `http://127.0.0.1:${port}`;
-  const errorLog = () => readFile(join(prefix, 'error.log'), 'utf8').catch(() => '');
-  try {
-    await eventually(async () => {
-      if (spawnError) throw spawnError;
-      if (nginx.exitCode !== null) throw new Error(`nginx exited with ${nginx.exitCode}: ${stderr}${await errorLog()}`);
-      return (await fetchRaw(`${url}/healthz`).catch(() => undefined))?.status === 200;
-    }, 10_000, 'nginx to accept connections');
-  } catch (error) {
-    stop();
-    await rm(prefix, { recursive: true, force: true });
-    throw error;
-  }
-  return {
-    url,
-    get: (path, headers) => fetchRaw(url + path, { headers }),
-    async close() {
-      process.off('exit', stop);
-      if (nginx.exitCode === null) {
-        stop();
-        await exited;
-      }
-      await rm(prefix, { recursive: true, force: true });
-    },
-  };
 }
 
 /** Proxy responses a node has sent (every status), from its metrics. */
