@@ -56,14 +56,14 @@ export function createApp(service: Service, extraRoutes?: Router): Koa {
 export function requestLog(logger: Logger) {
   return async (ctx: Context, next: Next) => {
     const started = performance.now();
-    const written = ctx.res.socket?.bytesWritten ?? 0;
+    const socket = ctx.req.socket;
+    const written = socket.bytesWritten;
     const incoming = ctx.get('X-Request-Id');
     const reqId = /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
     ctx.set('X-Request-Id', reqId);
     ctx.state.log = logger.child({ reqId });
-    try {
-      await next();
-    } finally {
+    // Logged when the response is over, so status, bytes and time are the final ones (koa writes after the middleware returns).
+    ctx.res.once('close', () => {
       const streamError = ctx.state.streamError as Error | undefined;
       ctx.state.log.info(
         {
@@ -71,13 +71,15 @@ export function requestLog(logger: Logger) {
           url: ctx.url,
           status: ctx.status,
           cache: ctx.state.cacheStatus,
-          bytes: (ctx.res.socket?.bytesWritten ?? written) - written,
+          bytes: socket.bytesWritten - written,
           ms: Math.round(performance.now() - started),
           ...(streamError ? { ended: streamError.message } : {}),
+          ...(ctx.res.writableFinished ? {} : { aborted: true }),
         },
         'request',
       );
-    }
+    });
+    await next();
   };
 }
 
