@@ -2,12 +2,17 @@ import type { TierName } from '../metrics.js';
 
 /**
  * One slice being fetched (from S3 or the origin), shared by every reader that
- * wants it: readers get each chunk as it arrives, from any offset, without
+ * wants it: readers get the bytes as they arrive, from any offset, without
  * waiting for the whole slice. When the last holder lets go and nothing pins it
  * (head persistence), the fetch is aborted.
  */
 export class SliceFlight {
-  readonly chunks: Buffer[] = [];
+  /**
+   * The slice, filled in place as chunks arrive. Allocated once at the first
+   * byte (the length is known by then): arriving chunks are copied in and
+   * dropped, so a slice costs its length, not its chunks plus their concatenation.
+   */
+  #buffer: Buffer | undefined;
   received = 0;
   state: 'running' | 'done' | 'failed' = 'running';
   error: unknown;
@@ -31,7 +36,11 @@ export class SliceFlight {
 
   push(chunk: Buffer): void {
     if (this.state !== 'running') return;
-    this.chunks.push(chunk);
+    if (this.length === undefined || this.received + chunk.length > this.length) {
+      return this.fail(new Error(`slice of ${this.length} bytes got a chunk at ${this.received} of ${chunk.length} bytes`));
+    }
+    this.#buffer ??= Buffer.allocUnsafe(this.length);
+    chunk.copy(this.#buffer, this.received);
     this.received += chunk.length;
     this.#notify();
   }
@@ -39,8 +48,8 @@ export class SliceFlight {
   finish(): void {
     if (this.state !== 'running') return;
     if (this.received !== this.length) return this.fail(new Error(`slice ended at ${this.received} of ${this.length} bytes`));
-    // The one copy of a slice: chunks become a single Buffer for the memory tier and the upload.
-    this.bytes = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.received);
+    // The one copy of a slice, for the memory tier and the upload.
+    this.bytes = this.#buffer ?? Buffer.alloc(0);
     this.state = 'done';
     this.#notify();
   }
@@ -83,26 +92,16 @@ export class SliceFlight {
     while (this.state === 'running') await this.#wake.promise;
   }
 
-  /** Yields bytes [from, to] (inclusive, relative to the slice) as they arrive. */
+  /** Yields bytes [from, to] (inclusive, relative to the slice) as they arrive: views of the slice, never copies. */
   async *read(from: number, to: number, signal: AbortSignal): AsyncGenerator<Buffer> {
-    let position = 0; // slice offset where chunk `index` starts
-    let index = 0;
     let next = from;
     while (next <= to) {
-      while (index < this.chunks.length && next <= to) {
-        const chunk = this.chunks[index]!;
-        const chunkEnd = position + chunk.length;
-        if (next < chunkEnd) {
-          const until = Math.min(chunkEnd, to + 1);
-          yield next === position && until === chunkEnd ? chunk : chunk.subarray(next - position, until - position);
-          next = until;
-        }
-        if (next >= chunkEnd) {
-          position = chunkEnd;
-          index++;
-        }
+      if (next < this.received) {
+        const until = Math.min(this.received, to + 1);
+        yield this.#buffer!.subarray(next, until);
+        next = until;
+        continue;
       }
-      if (next > to) return;
       if (this.state === 'failed') throw this.error;
       if (this.state === 'done') throw new Error(`slice has ${this.received} bytes, reader wanted up to ${to}`);
       await waitFor(this.#wake.promise, signal);

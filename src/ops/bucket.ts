@@ -1,4 +1,4 @@
-import { startEmbeddedS3, type EmbeddedS3 } from '../cache/embedded-s3.js';
+import type { EmbeddedS3 } from '../cache/embedded-s3.js';
 import { S3Tier, s3SettingsFrom } from '../cache/s3-tier.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
@@ -18,7 +18,10 @@ export interface Bucket {
  * embedded S3 server (s3rver) on DATA_DIR.
  */
 export async function openBucket(config: Config, metrics: Metrics): Promise<Bucket> {
-  const embedded = config.S3_ENDPOINT ? undefined : await startEmbeddedS3({ directory: config.DATA_DIR, bucket: config.S3_BUCKET, silent: true });
+  // Imported only when used: s3rver and its dependencies add ~30 MB to the RSS of every process that has an S3_ENDPOINT.
+  const embedded = config.S3_ENDPOINT
+    ? undefined
+    : await (await import('../cache/embedded-s3.js')).startEmbeddedS3({ directory: config.DATA_DIR, bucket: config.S3_BUCKET, silent: true });
   const settings = embedded
     ? { ...s3SettingsFrom(config, embedded.endpoint), accessKeyId: embedded.accessKeyId, secretAccessKey: embedded.secretAccessKey, forcePathStyle: true }
     : s3SettingsFrom(config);

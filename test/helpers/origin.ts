@@ -316,7 +316,8 @@ export async function startOrigin(originOptions: OriginOptions = {}): Promise<Or
       let written = () => {};
       lastWrite = new Promise((resolve) => (written = resolve));
       res.write(chunk, () => written());
-      if (bps) await sleep((n / bps) * 1000);
+      // No pause after the last chunk: the client has every byte, and a keep-alive request queued behind res.end() would wait for nothing.
+      if (bps && sent < stopAt) await sleep((n / bps) * 1000);
       if (res.writableNeedDrain && !gone) await writable(); // checked after the pause: drain may have fired during it
     }
     if (gone || res.destroyed) return;

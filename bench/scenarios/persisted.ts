@@ -1,0 +1,25 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { VideoRef } from '../../src/cache/keys.js';
+import type { Manifest } from '../../src/cache/manifest.js';
+import { SLICE, type Bench } from '../context.js';
+
+/**
+ * Waits until tubecache's manifest in S3 lists `slices` persisted slices (uploads run in the background).
+ * A read that fails is tried again: s3rver can cut a GET of an object that tubecache is rewriting at that moment.
+ */
+export async function waitForPersisted(bench: Bench, video: VideoRef, slices: number, timeoutMs = 120_000): Promise<Manifest> {
+  const deadline = Date.now() + timeoutMs;
+  let manifest: Manifest | undefined;
+  let failure: unknown;
+  while (Date.now() < deadline) {
+    try {
+      manifest = await bench.s3.getManifest(video, SLICE);
+      if (manifest && manifest.persisted.length >= slices) return manifest;
+    } catch (error) {
+      failure = error;
+    }
+    await sleep(100);
+  }
+  const why = failure ? ` (last read failed: ${(failure as Error).message})` : '';
+  throw new Error(`${video.id}: ${manifest?.persisted.length ?? 0} of ${slices} slices persisted after ${timeoutMs / 1000} s${why}`);
+}

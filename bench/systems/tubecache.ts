@@ -1,0 +1,62 @@
+/**
+ * tubecache as a separate process, so its RSS and CPU are its own: the
+ * compiled build run as the container image runs it (`bin/tubecache.js serve`
+ * beside a dist/ and no src/). Run from a checkout, bin/tubecache.js would
+ * compile through tsx in a loader thread, which costs ~35 MB of RSS that no
+ * deployment pays.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, spawnPinned, stopChild, waitUntilServing, type System } from './process.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Compiles src/ (tsconfig.build.json) into node_modules/.cache, laid out like the image; returns that directory. */
+export function buildTubecache(): string {
+  const out = join(ROOT, 'node_modules/.cache/tubecache-bench');
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(join(out, 'bin'), { recursive: true });
+  const tsc = spawnSync(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(out, 'dist'), '--declaration', 'false', '--sourceMap', 'false'], { encoding: 'utf8' });
+  if (tsc.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed:\n${tsc.stdout}${tsc.stderr}`);
+  copyFileSync(join(ROOT, 'bin/tubecache.js'), join(out, 'bin/tubecache.js'));
+  writeFileSync(join(out, 'package.json'), '{ "type": "module" }\n');
+  return out;
+}
+
+export interface TubecacheOptions {
+  /** What buildTubecache returned. */
+  build: string;
+  /** Settings (src/config.ts names); PORT and HOST are chosen here. */
+  env: Record<string, string>;
+  cpus: string | undefined;
+  /** Where the log (and CPU profiles) go. */
+  dir: string;
+  label: string;
+  /** Write V8 CPU profiles into `dir`/`label`-profiles when the process exits. */
+  cpuProfile: boolean;
+}
+
+export async function startTubecache(options: TubecacheOptions): Promise<System> {
+  const port = await freePort();
+  const logFile = join(options.dir, `${options.label}.log`);
+  const nodeArgs = ['--openssl-legacy-provider', ...(options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(options.dir, `${options.label}-profiles`)}`] : [])];
+  const child = spawnPinned(process.execPath, [...nodeArgs, join(options.build, 'bin/tubecache.js'), 'serve'], {
+    cpus: options.cpus,
+    cwd: ROOT,
+    // Only what the bench sets: no S3_*, PORT or LOG_LEVEL leaking in from the caller's shell.
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env, PORT: String(port), HOST: '127.0.0.1' },
+    logFile,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntilServing(`${url}/healthz`, child, logFile);
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  return {
+    name: 'tubecache',
+    url,
+    version: `tubecache ${version} (compiled; Node ${process.version})`,
+    pid: child.pid!,
+    stop: () => stopChild(child, 'SIGTERM'),
+  };
+}
