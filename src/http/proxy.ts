@@ -53,6 +53,11 @@ export function proxyRoute(cache: TieredCache, metrics: Metrics) {
     try {
       first = await chunks.next();
     } catch (error) {
+      // A client that left before the first byte is not an error of ours.
+      if (client.signal.aborted) {
+        ctx.state.streamError = error;
+        return;
+      }
       ctx.remove('X-Cache-Status');
       throw error;
     }
