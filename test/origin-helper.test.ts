@@ -299,7 +299,7 @@ test('counters: stats, statsFor, request headers, resetStats', async (t) => {
   await get(url, { ...headers, Range: 'bytes=0-1023' });
   await get(url, headers, { method: 'HEAD' });
   await run(FAKE_YTDLP_PATH, ytdlpArgs(origin, ID));
-  t.deepEqual(origin.stats, { mediaRequests: 2, mediaBytes: 1024, resolves: 1 });
+  t.deepEqual(origin.stats, { mediaConnections: 2, mediaRequests: 2, mediaBytes: 1024, resolves: 1 });
   const s = origin.statsFor(ID);
   t.is(s.mediaBytes, 1024);
   t.is(s.resolves, 1);
@@ -307,7 +307,7 @@ test('counters: stats, statsFor, request headers, resetStats', async (t) => {
   t.is(s.requests[0]?.headers['x-origin-token'], origin.token);
   t.is(s.requests[1]?.method, 'HEAD');
   origin.resetStats();
-  t.deepEqual(origin.stats, { mediaRequests: 0, mediaBytes: 0, resolves: 0 });
+  t.deepEqual(origin.stats, { mediaConnections: 0, mediaRequests: 0, mediaBytes: 0, resolves: 0 });
   t.deepEqual(origin.statsFor(ID).requests, []);
   t.deepEqual(origin.resolveCalls, []);
 });

@@ -96,6 +96,8 @@ export interface OriginStats {
   mediaBytes: number;
   /** yt-dlp runs: stand-in calls to /_ytdlp plus /watch page loads (one per real yt-dlp run). */
   resolves: number;
+  /** TCP connections that carried media requests (origin-wide: a connection serves any video). */
+  mediaConnections?: number;
 }
 
 export interface VideoStats extends OriginStats {
@@ -173,7 +175,7 @@ export async function startOrigin(originOptions: OriginOptions = {}): Promise<Or
   const token = randomBytes(12).toString('hex');
   const videos = new Map<string, Video>();
   const issued = new Map<string, IssuedUrl>();
-  const totals: OriginStats = { mediaRequests: 0, mediaBytes: 0, resolves: 0 };
+  const totals: OriginStats = { mediaRequests: 0, mediaBytes: 0, resolves: 0, mediaConnections: 0 };
   const resolveCalls: ResolveCall[] = [];
   const hangingProcesses: HangingProcess[] = [];
   const timers = new Set<NodeJS.Timeout>();
@@ -404,9 +406,14 @@ export async function startOrigin(originOptions: OriginOptions = {}): Promise<Or
     res.end(html);
   }
 
+  const mediaSockets = new WeakSet<object>();
   const server = createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://127.0.0.1');
     const q = u.searchParams;
+    if (u.pathname === '/videoplayback' && !mediaSockets.has(req.socket)) {
+      mediaSockets.add(req.socket);
+      totals.mediaConnections!++;
+    }
     const done = (p: Promise<void>) => p.catch((err: unknown) => (res.headersSent ? res.destroy() : sendText(res, 500, String(err))));
     if (u.pathname === '/videoplayback' && (req.method === 'GET' || req.method === 'HEAD')) return void done(media(req, res, q));
     if (u.pathname === '/_ytdlp') return void done(ytdlp(res, q));
@@ -475,7 +482,7 @@ export async function startOrigin(originOptions: OriginOptions = {}): Promise<Or
       return { ...s, requests: s.requests.map((r) => ({ ...r })) };
     },
     resetStats() {
-      Object.assign(totals, { mediaRequests: 0, mediaBytes: 0, resolves: 0 });
+      Object.assign(totals, { mediaRequests: 0, mediaBytes: 0, resolves: 0, mediaConnections: 0 });
       for (const v of videos.values()) v.stats = emptyStats();
       resolveCalls.length = 0;
       hangingProcesses.length = 0;
