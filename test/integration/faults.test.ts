@@ -1,7 +1,7 @@
 import { request } from 'node:http';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { childProcesses, isAlive } from '../helpers/processes.js';
-import { eventually, fixture, fixtureSha, sha256, startHarness, type Harness } from '../helpers/harness.js';
+import { eventually, fixture, fixtureSha, sha256, startHarness, type Harness, type Reply } from '../helpers/harness.js';
 
 let h: Harness;
 test.before(async () => {
@@ -11,19 +11,66 @@ test.after.always(() => h?.close());
 
 const SLICE = 256 * 1024;
 const errorOf = (body: Buffer) => JSON.parse(body.toString()).error as { code: string; message: string };
+/** The reply is the JSON error `code` with `status`. */
+const answersError = (t: ExecutionContext, reply: Reply, status: number, code: string) => {
+  t.is(reply.status, status, code);
+  t.is(errorOf(reply.body).code, code);
+};
 // Serial: ava runs it before the concurrent tests, so counting child processes sees only its own.
 test.serial('a yt-dlp that hangs is killed with its whole process group after RESOLVE_TIMEOUT: 504, nothing left behind', async (t) => {
   const node = await h.node({ RESOLVE_TIMEOUT: '1s' });
   const id = h.video();
   h.origin.setResolve(id, { kind: 'hang' });
   const reply = await node.get(`/proxy/${id}`);
-  t.is(reply.status, 504);
-  t.is(errorOf(reply.body).code, 'YTDLP_TIMEOUT');
+  answersError(t, reply, 504, 'YTDLP_TIMEOUT');
   const hung = h.origin.hangingProcesses.find((p) => p.id === id);
   t.truthy(hung, 'the stand-in reported its pids before hanging');
   await eventually(() => !isAlive(hung!.pid) && !isAlive(hung!.childPid), 5000, 'the process group to die');
   t.false(isAlive(hung!.childPid), 'its child (sleep 600) is gone too');
   t.deepEqual(childProcesses(), [], 'no child process left: no zombie, no orphan');
+});
+
+test('a missing yt-dlp is a 503 that names YTDLP_PATH, and readiness says so', async (t) => {
+  const node = await h.node({ YTDLP_PATH: '/nonexistent/yt-dlp' });
+  const reply = await node.get(`/proxy/${h.video()}`);
+  answersError(t, reply, 503, 'YTDLP_MISSING');
+  t.regex(errorOf(reply.body).message, /YTDLP_PATH/);
+  const ready = await node.get('/readyz');
+  t.is(ready.status, 503);
+  const checks = JSON.parse(ready.body.toString()).checks;
+  t.true(checks.s3.ok);
+  t.false(checks.ytdlp.ok);
+  t.regex(checks.ytdlp.detail, /YTDLP_PATH/);
+});
+
+test('yt-dlp failures map to 404, 503 with Retry-After, or 502, each with its reason', async (t) => {
+  const node = await h.node();
+  const cases = [
+    { stderr: 'ERROR: [youtube] x: Video unavailable. This video has been removed by the uploader', status: 404, code: 'VIDEO_UNAVAILABLE' },
+    { stderr: 'ERROR: [youtube] x: Private video. Sign in if you have been granted access', status: 404, code: 'VIDEO_UNAVAILABLE' },
+    { stderr: "ERROR: [youtube] x: Sign in to confirm you're not a bot. Use --cookies-from-browser or --cookies", status: 503, code: 'YTDLP_RESTRICTED' },
+    { stderr: 'ERROR: [youtube] x: Sign in to confirm your age. This video may be inappropriate for some users.', status: 503, code: 'YTDLP_RESTRICTED' },
+    { stderr: 'ERROR: unable to download video data: HTTP Error 429: Too Many Requests', status: 503, code: 'YTDLP_RESTRICTED' },
+    { stderr: 'ERROR: [youtube] x: Unable to extract player version', status: 502, code: 'YTDLP_FAILED' },
+  ];
+  for (const { stderr, status, code } of cases) {
+    const id = h.video();
+    h.origin.setResolve(id, { kind: 'fail', stderr });
+    const reply = await node.get(`/proxy/${id}`);
+    t.is(reply.status, status, stderr);
+    t.is(errorOf(reply.body).code, code, stderr);
+    t.true(errorOf(reply.body).message.includes(stderr.slice(7, 60)), 'the reason is in the body');
+    if (status === 503) t.is(reply.headers['retry-after'], '60');
+  }
+});
+
+test('an unavailable video is remembered for NEGATIVE_TTL: no second yt-dlp run', async (t) => {
+  const node = await h.node({ NEGATIVE_TTL: '1m' });
+  const id = h.video();
+  h.origin.removeVideo(id);
+  t.is((await node.get(`/proxy/${id}`)).status, 404);
+  t.is((await node.get(`/proxy/${id}`)).status, 404);
+  t.is(h.origin.resolveCalls.filter((call) => call.id === id).length, 1);
 });
 
 test('a media URL off ORIGIN_ALLOWED_HOSTS, or not http(s), is a 502 and is never requested', async (t) => {
@@ -32,8 +79,7 @@ test('a media URL off ORIGIN_ALLOWED_HOSTS, or not http(s), is a 502 and is neve
     const id = h.video();
     h.origin.setResolve(id, { kind: 'url', url: url(id) });
     const reply = await node.get(`/proxy/${id}`);
-    t.is(reply.status, 502);
-    t.is(errorOf(reply.body).code, 'ORIGIN_HOST_NOT_ALLOWED');
+    answersError(t, reply, 502, 'ORIGIN_HOST_NOT_ALLOWED');
     t.is(h.origin.statsFor(id).mediaRequests, 0);
   }
 });
@@ -43,8 +89,7 @@ test('an origin that fails before the first byte is a 502 after ORIGIN_RETRIES r
   const id = h.video();
   h.origin.setFault(id, { kind: 'status', status: 503, times: Infinity });
   const reply = await node.get(`/proxy/${id}`);
-  t.is(reply.status, 502);
-  t.is(errorOf(reply.body).code, 'ORIGIN_FAILED');
+  answersError(t, reply, 502, 'ORIGIN_FAILED');
   t.is(h.origin.statsFor(id).mediaRequests, 3, 'one try and two retries');
   t.false(JSON.stringify(errorOf(reply.body)).includes('127.0.0.1'), 'no internals in a 5xx body');
 });
@@ -95,8 +140,7 @@ test('a 403 mid-stream re-resolves once and continues at the same byte; a second
   const stubborn = h.video();
   h.origin.setFault(stubborn, { kind: 'forbid-always' });
   const refused = await node.get(`/proxy/${stubborn}`);
-  t.is(refused.status, 502);
-  t.is(errorOf(refused.body).code, 'ORIGIN_FORBIDDEN');
+  answersError(t, refused, 502, 'ORIGIN_FORBIDDEN');
   t.is(h.origin.statsFor(stubborn).resolves, 2);
 });
 
@@ -159,8 +203,7 @@ test('bytes that change at the origin invalidate the manifest instead of mixing 
   const reencoded = Buffer.concat([fixture.subarray(0, SLICE), Buffer.alloc(50_000, 7), fixture.subarray(SLICE)]);
   h.origin.replaceBytes(id, reencoded);
   const mixed = await node.get(`/proxy/${id}`, { Range: `bytes=${2 * SLICE}-${3 * SLICE - 1}` });
-  t.is(mixed.status, 502, 'the old version fails before its first byte rather than mixing bytes');
-  t.is(errorOf(mixed.body).code, 'ORIGIN_CHANGED');
+  answersError(t, mixed, 502, 'ORIGIN_CHANGED');
   const after = await node.get(`/proxy/${id}`);
   t.is(after.status, 200);
   t.is(after.sha256, sha256(reencoded), 'the new version, whole and exact');
@@ -230,8 +273,7 @@ test('a body that stalls is cut by ORIGIN_IDLE_TIMEOUT and resumed; a late first
   const late = h.video();
   h.origin.setVideo(late, { firstByteDelayMs: 10_000 });
   const timedOut = await node.get(`/proxy/${late}`);
-  t.is(timedOut.status, 502);
-  t.is(errorOf(timedOut.body).code, 'ORIGIN_FAILED');
+  answersError(t, timedOut, 502, 'ORIGIN_FAILED');
 });
 
 test('an answer of the wrong length is an error, retried, and never cached', async (t) => {
@@ -266,8 +308,7 @@ test('redirects are followed only to allowed hosts', async (t) => {
   const offList = h.video();
   h.origin.setResolve(offList, { kind: 'url', url: via(h.origin.issueUrl(offList).replace('127.0.0.1', 'localhost')) });
   const refused = await node.get(`/proxy/${offList}`);
-  t.is(refused.status, 502);
-  t.is(errorOf(refused.body).code, 'ORIGIN_HOST_NOT_ALLOWED');
+  answersError(t, refused, 502, 'ORIGIN_HOST_NOT_ALLOWED');
   t.is(h.origin.statsFor(offList).mediaRequests, 0, 'no request to the host off the list');
 });
 
