@@ -17,23 +17,10 @@ import { Service } from './service.js';
 import { formatBytes, formatDuration, parseDuration, parseSize } from './units.js';
 
 /** Exit codes shared by every command: 0 done, 1 partial failure, 2 bad usage or configuration. */
-export const EXIT = { ok: 0, partial: 1, usage: 2 } as const;
+const EXIT = { ok: 0, partial: 1, usage: 2 } as const;
 
 /** A failure the message explains (a service that does not answer): printed without a stack, exit 1. */
 class CommandFailed extends Error {}
-
-
-function config(): Config {
-  try {
-    return loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`tubecache: invalid configuration: ${error.message}\n`);
-      process.exit(EXIT.usage);
-    }
-    throw error;
-  }
-}
 
 /** Logs go to stderr (stdout is the command's output), quiet unless LOG_LEVEL asks for more. */
 const opsLogger = (config: Config): Logger => pino({ level: process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn' }, destination({ dest: 2, sync: true }));
@@ -72,7 +59,7 @@ const idArgument = () =>
 const concurrencyOption = () => new Option('--concurrency <n>', 'S3 requests at once').argParser(countFlag(1, 64)).default(DEFAULT_CONCURRENCY);
 
 async function serve(): Promise<void> {
-  const service = await Service.create(config());
+  const service = await Service.create(loadConfig());
   const { url, adminUrl } = await service.listen();
   service.logger.info({ url, adminUrl, s3: service.config.S3_ENDPOINT || 'embedded', format: service.config.YTDLP_FORMAT }, 'tubecache listening');
   const stop = async (signal: string) => {
@@ -94,7 +81,7 @@ interface PruneFlags {
 }
 
 async function pruneCommand(flags: PruneFlags): Promise<void> {
-  const cfg = config();
+  const cfg = loadConfig();
   const defaults = defaultPruneOptions(cfg);
   const options = {
     ttlMs: flags.ttl ?? defaults.ttlMs,
@@ -119,7 +106,7 @@ async function pruneCommand(flags: PruneFlags): Promise<void> {
 }
 
 async function lsCommand(flags: { json?: boolean; sort: VideoSort; limit?: number; concurrency: number }): Promise<void> {
-  const cfg = config();
+  const cfg = loadConfig();
   const videos = await withBucket(cfg, (s3) => listAllVideos(s3, { sort: flags.sort, limit: flags.limit, concurrency: flags.concurrency }));
   if (flags.json) for (const video of videos) print(JSON.stringify(video));
   else print(videoTable(videos));
@@ -137,7 +124,7 @@ async function statFromService(url: string, id: VideoId, token: string): Promise
 }
 
 async function statCommand(ids: VideoId[], flags: { url?: string; token?: string; json?: boolean }): Promise<void> {
-  const cfg = config();
+  const cfg = loadConfig();
   let missing = 0;
   const report = (id: VideoId, s3: VideoDetail[], memory?: MemoryView | null) => {
     if (s3.length === 0 && !memory) missing++;
@@ -157,7 +144,7 @@ async function statCommand(ids: VideoId[], flags: { url?: string; token?: string
 }
 
 async function rmCommand(ids: VideoId[], flags: { json?: boolean; concurrency: number }): Promise<void> {
-  const cfg = config();
+  const cfg = loadConfig();
   const result = await withBucket(cfg, (s3) => removeVideos(s3, ids, { concurrency: flags.concurrency }));
   if (flags.json) {
     print(JSON.stringify({ deleted: result.videos.map(({ id, format }) => ({ id, format })), objects: result.objects, bytes: result.bytes, missing: result.missing, failures: result.failures }));
@@ -170,7 +157,7 @@ async function rmCommand(ids: VideoId[], flags: { json?: boolean; concurrency: n
 }
 
 async function prefetchCommand(ids: VideoId[], flags: { url?: string }): Promise<void> {
-  const url = flags.url ?? `http://127.0.0.1:${config().PORT}`;
+  const url = flags.url ?? `http://127.0.0.1:${loadConfig().PORT}`;
   let failed = 0;
   for (const id of ids) {
     const outcome = await fetch(new URL(`/prefetch/${id}`, url), { method: 'POST' }).then(

@@ -97,11 +97,14 @@ export class Service {
   }
 
   async readiness(): Promise<Record<'s3' | 'ytdlp', ReadinessCheck>> {
-    const s3 = this.s3.ping().then(
-      () => ({ ok: true }),
-      (error: Error) => ({ ok: false, detail: error.message }),
-    );
-    return { s3: await s3, ytdlp: await this.#ytdlpReady() };
+    const [s3, ytdlp] = await Promise.all([
+      this.s3.ping().then(
+        () => ({ ok: true }),
+        (error: Error) => ({ ok: false, detail: error.message }),
+      ),
+      this.#ytdlpReady(),
+    ]);
+    return { s3, ytdlp };
   }
 
   async #ytdlpReady(): Promise<ReadinessCheck> {

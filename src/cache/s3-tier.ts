@@ -19,7 +19,8 @@ import { parseManifest, sliceBounds, type Manifest } from './manifest.js';
 
 /** After a failed S3 request, S3 is skipped for this long (nginx's fail_timeout), so an outage costs one timeout, not one per request. */
 const S3_DOWN_MS = 5_000;
-const DELETE_BATCH = 1000;
+/** DeleteObjects takes at most this many keys. */
+export const DELETE_BATCH = 1000;
 
 export interface S3Settings {
   endpoint: string | undefined;
@@ -66,9 +67,9 @@ export function createS3Client(settings: S3Settings): S3Client {
   });
 }
 
-const isNotFound = (error: unknown): boolean => {
+export const isNotFound = (error: unknown): boolean => {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
+  return e?.name === 'NoSuchKey' || e?.name === 'NoSuchBucket' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
 };
 
 /**
@@ -222,17 +223,6 @@ export class S3Tier {
     return failed;
   }
 
-  /** Removes a video: the manifest first, so no reader treats a half-deleted video as cached. */
-  async deleteVideo(video: VideoRef): Promise<number> {
-    const keys: string[] = [];
-    for await (const page of this.list(this.keys.video(video))) for (const object of page) if (object.Key) keys.push(object.Key);
-    const manifest = this.keys.manifest(video);
-    if (keys.includes(manifest)) await this.deleteKeys([manifest]);
-    const rest = keys.filter((key) => key !== manifest);
-    const failed = await this.deleteKeys(rest);
-    if (failed.length) throw new TubeError('S3_ERROR', `could not delete ${failed.length} objects, first: ${failed[0]!.key}: ${failed[0]!.message}`);
-    return keys.length;
-  }
 }
 
 const bareEtag = (etag: string) => etag.replaceAll('"', '');

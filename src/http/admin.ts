@@ -23,7 +23,7 @@ const digest = (text: string) => createHash('sha256').update(text).digest();
  * tokens are compared as SHA-256 digests with timingSafeEqual, so neither the
  * content nor the length of the token leaks through response times.
  */
-export function bearerAuth(token: string) {
+function bearerAuth(token: string) {
   const expected = digest(token);
   return async (ctx: Context, next: Next) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(ctx.get('Authorization'));

@@ -1,9 +1,6 @@
-import type { S3Tier } from '../cache/s3-tier.js';
+import { DELETE_BATCH, type S3Tier } from '../cache/s3-tier.js';
 import type { VideoId } from '../origin/video-id.js';
 import { collect, forEachLimit, objectsAfterManifest, scanVideos, type StoredObject, type StoredVideo } from './scan.js';
-
-/** DeleteObjects takes at most 1000 keys. */
-const DELETE_BATCH = 1000;
 
 export interface DeleteFailure {
   key: string;

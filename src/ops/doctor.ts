@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { MemoryTier } from '../cache/memory-tier.js';
+import { isNotFound } from '../cache/s3-tier.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { Resolver } from '../origin/resolver.js';
@@ -90,8 +91,7 @@ async function bucketChecks(config: Config, { s3 }: Bucket): Promise<Check[]> {
   try {
     await s3.ping();
   } catch (error) {
-    const { name, $metadata } = ((error as { cause?: unknown }).cause ?? {}) as { name?: string; $metadata?: { httpStatusCode?: number } };
-    if (name === 'NotFound' || name === 'NoSuchBucket' || $metadata?.httpStatusCode === 404) {
+    if (isNotFound((error as { cause?: unknown }).cause)) {
       return [
         config.S3_CREATE_BUCKET
           ? { name: 'S3 bucket', status: 'warn', detail: `bucket "${config.S3_BUCKET}" does not exist yet; tubecache serve creates it (S3_CREATE_BUCKET=true)`, fix: 'start the service once, or create the bucket yourself' }

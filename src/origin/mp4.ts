@@ -7,8 +7,8 @@ export function mp4Duration(head: Buffer): number | undefined {
   const moov = findBox(head, 0, head.length, 'moov');
   if (!moov) return undefined;
   const mvhd = findBox(head, moov.body, moov.end, 'mvhd');
-  if (!mvhd || mvhd.end - mvhd.body < 20) return undefined;
-  const version = head[mvhd.body];
+  const version = mvhd ? head[mvhd.body] : undefined;
+  if (!mvhd || mvhd.end - mvhd.body < (version === 1 ? 32 : 20)) return undefined;
   const timescale = version === 1 ? head.readUInt32BE(mvhd.body + 20) : head.readUInt32BE(mvhd.body + 12);
   const duration = version === 1 ? Number(head.readBigUInt64BE(mvhd.body + 24)) : head.readUInt32BE(mvhd.body + 16);
   return timescale > 0 && duration > 0 ? duration / timescale : undefined;

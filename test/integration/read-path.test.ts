@@ -1,5 +1,5 @@
 import test from 'ava';
-import { fixture, fixtureSha, sha256, startHarness, type Harness } from '../helpers/harness.js';
+import { eventually, fixture, fixtureSha, sha256, startHarness, type Harness } from '../helpers/harness.js';
 
 let h: Harness;
 test.before(async () => {
@@ -170,4 +170,48 @@ test('uploads beyond UPLOAD_CONCURRENCY + UPLOAD_QUEUE are dropped and counted, 
   const uploaded = (await node.service.metrics.uploads.get()).values.find((v) => v.labels.outcome === 'ok')?.value ?? 0;
   t.true(dropped >= 1, `dropped ${dropped}`);
   t.is(dropped + uploaded, Math.ceil(fixture.length / SLICE), 'every slice was either uploaded or counted as dropped');
+});
+
+test('a client joining a fetch gets its first byte before the slice is complete, and the next slice is already being fetched', async (t) => {
+  const node = await h.node();
+  const id = h.video();
+  h.origin.setThrottle(id, 256 * 1024); // one slice a second
+  const { request } = await import('node:http');
+  const seen = await new Promise<{ originBytes: number; firstChunk: Buffer }>((resolve, reject) => {
+    const req = request(`${node.url}/proxy/${id}`, { agent: false }, (res) => {
+      res.once('data', (chunk: Buffer) => {
+        resolve({ originBytes: h.origin.statsFor(id).mediaBytes, firstChunk: chunk });
+        setTimeout(() => req.destroy(), 300);
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  t.true(seen.originBytes < SLICE, `first byte after ${seen.originBytes} origin bytes`);
+  t.is(sha256(seen.firstChunk), sha256(fixture.subarray(0, seen.firstChunk.length)));
+  await eventually(() => h.origin.statsFor(id).requests.some((r) => r.range === `bytes=${SLICE}-${2 * SLICE - 1}`), 5000, 'the read-ahead request');
+  t.true(h.origin.statsFor(id).mediaBytes < 2 * SLICE, 'slice 1 was asked for while slice 0 still streamed');
+});
+
+test('without a duration from yt-dlp or the MP4 header, HEAD_BYTES of the video are persisted', async (t) => {
+  const node = await h.node({ HEAD_BYTES: '512KiB' });
+  const { randomBytes } = await import('node:crypto');
+  const bytes = randomBytes(5 * SLICE + 123);
+  const id = h.video(bytes);
+  t.is((await node.post(`/prefetch/${id}`)).status, 202);
+  const video = node.service.cache.video(id as never);
+  await eventually(async () => ((await node.service.s3.getManifest(video, SLICE))?.persisted.length ?? 0) >= 2, 10_000, 'the head in S3');
+  await node.service.cache.idle();
+  const manifest = (await node.service.s3.getManifest(video, SLICE))!;
+  t.is(manifest.duration, undefined);
+  t.is(manifest.headSlices, 2);
+  t.deepEqual(manifest.persisted, [0, 1]);
+  const whole = await node.get(`/proxy/${id}`);
+  t.is(whole.sha256, sha256(bytes));
+});
+
+test('a bucket that does not exist, with S3_CREATE_BUCKET=false, stops start-up naming S3_BUCKET', async (t) => {
+  const error = await t.throwsAsync(h.node({ S3_BUCKET: `missing-${Date.now()}`, S3_CREATE_BUCKET: 'false' }));
+  t.is((error as { variable?: string }).variable, 'S3_BUCKET');
+  t.regex(error!.message, /does not exist/);
 });
