@@ -2,6 +2,7 @@ import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 
 import { destination, pino, type Logger } from 'pino';
 import type { S3Tier } from './cache/s3-tier.js';
 import { loadConfig, type Config } from './config.js';
+import { TubecacheClient, TubecacheClientError, type VideoStat } from './client.js';
 import { ConfigError, isTubeError } from './errors.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { openBucket } from './ops/bucket.js';
@@ -112,15 +113,22 @@ async function lsCommand(flags: { json?: boolean; sort: VideoSort; limit?: numbe
   else print(videoTable(videos));
 }
 
-/** GET {url}/admin/videos/:id with the admin token; the service adds what its memory holds. */
-async function statFromService(url: string, id: VideoId, token: string): Promise<{ s3: VideoDetail[]; memory: MemoryView | null } | undefined> {
+/** A running node, through the same client other services use. */
+const serviceClient = (url: string, adminToken?: string) => new TubecacheClient({ baseUrl: url, ...(adminToken ? { adminToken } : {}), logger: { warn() {} } });
+
+/** A client error as one line: the node not answering, or what it answered. */
+const describeFailure = (url: string, error: unknown): string =>
+  error instanceof TubecacheClientError && (error.code === 'UNREACHABLE' || error.code === 'TIMEOUT') ? `${url} did not answer: ${error.message}` : (error as Error).message;
+
+/** The admin API's view of a video (S3 plus the node's memory); undefined when the node does not have it. */
+async function statFromService(url: string, id: VideoId, token: string): Promise<VideoStat | undefined> {
   if (!token) throw new ConfigError('ADMIN_TOKEN', 'stat --url needs the admin token: set ADMIN_TOKEN or pass --token');
-  const response = await fetch(new URL(`/admin/videos/${id}`, url), { headers: { Authorization: `Bearer ${token}` } }).catch((error: Error) => {
-    throw new CommandFailed(`${url} did not answer: ${(error.cause as Error | undefined)?.message ?? error.message}`);
-  });
-  if (response.status === 404) return undefined;
-  if (!response.ok) throw new CommandFailed(`${url} answered ${response.status}: ${await response.text()}`);
-  return (await response.json()) as { s3: VideoDetail[]; memory: MemoryView | null };
+  try {
+    return await serviceClient(url, token).stat(id);
+  } catch (error) {
+    if (error instanceof TubecacheClientError && error.status === 404) return undefined;
+    throw new CommandFailed(describeFailure(url, error));
+  }
 }
 
 async function statCommand(ids: VideoId[], flags: { url?: string; token?: string; json?: boolean }): Promise<void> {
@@ -158,14 +166,12 @@ async function rmCommand(ids: VideoId[], flags: { json?: boolean; concurrency: n
 
 async function prefetchCommand(ids: VideoId[], flags: { url?: string }): Promise<void> {
   const url = flags.url ?? `http://127.0.0.1:${loadConfig().PORT}`;
+  const client = serviceClient(url);
   let failed = 0;
   for (const id of ids) {
-    const outcome = await fetch(new URL(`/prefetch/${id}`, url), { method: 'POST' }).then(
-      async (response) => (response.status === 202 ? undefined : `${response.status} ${await response.text()}`),
-      (error: Error) => `${url} did not answer: ${(error.cause as Error | undefined)?.message ?? error.message}`,
-    );
-    if (outcome) failed++;
-    print(outcome ? `${id}: ${outcome}` : `${id}: prefetch started`);
+    const result = await client.prefetch(id);
+    if (!result.ok) failed++;
+    print(result.ok ? `${id}: prefetch started` : `${id}: ${describeFailure(url, result.error)}`);
   }
   process.exitCode = failed ? EXIT.partial : EXIT.ok;
 }
