@@ -3,6 +3,7 @@ import type { S3Tier } from '../src/cache/s3-tier.js';
 import type { Backend } from './backend.js';
 import type { System, SystemName } from './systems/process.js';
 import type { VideoDecl } from './videos.js';
+import type { Config } from '../src/config.js';
 
 export interface BenchOptions {
   quick: boolean;
@@ -80,6 +81,8 @@ export interface Bench {
   tubecacheEnv: Record<string, string>;
   /** The S3 tier as tubecache sees it (same bucket and prefix), for baselines and for waiting on uploads. */
   s3: S3Tier;
+  /** tubecache's configuration as its processes load it (slice size, head, format). */
+  config: Config;
   /** The format part of tubecache's object keys. */
   format: string;
   /** Starts another tubecache process with `overrides`; the caller stops it. */
@@ -100,7 +103,6 @@ export async function alternate<T>(systems: readonly System[], runs: number, mea
 }
 
 export const MiB = 2 ** 20;
-export const SLICE = MiB;
 
 /** Number formatting for the table: 3 significant digits, thousands grouped. */
 export function fmt(value: number, digits = 3): string {

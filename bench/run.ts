@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatKey } from '../src/cache/keys.js';
 import { S3Tier, s3SettingsFrom } from '../src/cache/s3-tier.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig, SETTINGS } from '../src/config.js';
 import { createMetrics } from '../src/metrics.js';
 import { parseSize } from '../src/units.js';
 import { FAKE_YTDLP_PATH } from '../test/helpers/origin.js';
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const s3Env: Record<string, string> = external
       ? Object.fromEntries(
-          ['S3_ENDPOINT', 'S3_REGION', 'S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'S3_FORCE_PATH_STYLE', 'S3_CHECKSUMS'].flatMap((name) => (env[name] ? [[name, env[name]!]] : [])),
+          Object.keys(SETTINGS).filter((name) => name.startsWith('S3_')).flatMap((name) => (env[name] ? [[name, env[name]!]] : [])),
         )
       : { S3_ENDPOINT: backend.s3Endpoint!, S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: 'S3RVER', S3_BUCKET: bucket, S3_FORCE_PATH_STYLE: 'true' };
     const tubecacheEnv: Record<string, string> = {
@@ -158,7 +158,7 @@ async function main(): Promise<void> {
     log(`systems: ${systems.map((system) => `${system.name} ${system.url}`).join(', ')}`);
 
     const machine = describeMachine(systems, missing);
-    const bench: Bench = { options, backend, paths, systems, tubecacheEnv, s3, format: formatKey(config.YTDLP_FORMAT), startTubecache: startOne, log };
+    const bench: Bench = { options, backend, paths, systems, tubecacheEnv, s3, config, format: formatKey(config.YTDLP_FORMAT), startTubecache: startOne, log };
     for (const scenario of selected) {
       log(`scenario ${scenario.id}: ${scenario.title}`);
       try {

@@ -7,7 +7,7 @@
  * the baseline is the origin's own time to first byte for the same request.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { alternate, fmt, SLICE, type Scenario } from '../context.js';
+import { alternate, fmt, type Scenario } from '../context.js';
 import { probe } from '../probe.js';
 import { summary } from '../stats.js';
 import { idsPerSystem, newVideoId } from '../videos.js';
@@ -47,12 +47,12 @@ export function coldMissScenario(samples: number): Scenario {
         const reply = await probe(`${system.url}/proxy/${id}`, { headers: { Range: 'bytes=0-' }, leaveAfterMs: 0 });
         if (reply.status !== 200 && reply.status !== 206) throw new Error(`${system.name} answered ${reply.status} for cold video ${id}`);
         // The origin's own answer to what tubecache asks for a first slice, between the systems' samples.
-        const own = await probe(originUrl, { headers: { Range: `bytes=0-${SLICE - 1}`, 'X-Origin-Token': backend.token }, leaveAfterMs: 0 });
+        const own = await probe(originUrl, { headers: { Range: `bytes=0-${bench.config.SLICE_BYTES - 1}`, 'X-Origin-Token': backend.token }, leaveAfterMs: 0 });
         record('baseline', own.ttfbMs);
         record(system.name, reply.ttfbMs);
         // tubecache asks S3 for the manifest before it goes to the origin: what that miss costs by itself.
         const began = performance.now();
-        await bench.s3.getManifest({ id: id as VideoId, format: `${bench.format}-absent` }, SLICE);
+        await bench.s3.getManifest({ id: id as VideoId, format: `${bench.format}-absent` }, bench.config.SLICE_BYTES);
         record('s3Miss', performance.now() - began);
         // Whatever the system still fetches in the background finishes at full speed, out of the next sample's way.
         await backend.call('setThrottle', [id], undefined);

@@ -3,7 +3,7 @@
  * (PERSIST=full), clients picking videos uniformly at random. An LRU should
  * then serve about half the bytes from memory and S3 the rest, never the origin.
  */
-import { fmt, mb, SLICE, type Scenario } from '../context.js';
+import { fmt, mb, type Scenario } from '../context.js';
 import { runLoad, type LoadResult } from '../load.js';
 import { probe } from '../probe.js';
 import { median } from '../stats.js';
@@ -35,7 +35,7 @@ export function manyVideosScenario(budget: number): Scenario {
             }
           }),
         );
-        for (const id of ids) await waitForPersisted(bench, { id: id as VideoId, format: bench.format }, Math.ceil(size / SLICE));
+        for (const id of ids) await waitForPersisted(bench, { id: id as VideoId, format: bench.format }, Math.ceil(size / bench.config.SLICE_BYTES));
 
         const list: { load: LoadResult; served: Record<Tier, number>; share: Record<Tier, number> }[] = [];
         for (let run = 0; run < bench.options.runs; run++) {

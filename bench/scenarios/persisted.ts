@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { VideoRef } from '../../src/cache/keys.js';
 import type { Manifest } from '../../src/cache/manifest.js';
-import { SLICE, type Bench } from '../context.js';
+import type { Bench } from '../context.js';
 
 /**
  * Waits until tubecache's manifest in S3 lists `slices` persisted slices (uploads run in the background).
@@ -13,7 +13,7 @@ export async function waitForPersisted(bench: Bench, video: VideoRef, slices: nu
   let failure: unknown;
   while (Date.now() < deadline) {
     try {
-      manifest = await bench.s3.getManifest(video, SLICE);
+      manifest = await bench.s3.getManifest(video, bench.config.SLICE_BYTES);
       if (manifest && manifest.persisted.length >= slices) return manifest;
     } catch (error) {
       failure = error;

@@ -7,7 +7,7 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Agent } from 'node:http';
 import type { VideoId } from '../../src/origin/video-id.js';
-import { fmt, SLICE, type Bench, type Scenario } from '../context.js';
+import { fmt, type Bench, type Scenario } from '../context.js';
 import { probe } from '../probe.js';
 import { summary } from '../stats.js';
 import { newVideoId, sha256, VIDEO_KINDS, videoBytes } from '../videos.js';
@@ -19,12 +19,13 @@ const WARMUP_SAMPLES = 3;
 export function s3HitScenario(): Scenario {
   // No duration in the resolution: tubecache persists HEAD_BYTES (8 MiB), the whole video.
   const id = newVideoId('s3hit');
-  const slices = Math.floor(VIDEO_KINDS.short.size / SLICE); // the full-size ones
   const scenario: Scenario = {
     id: '3',
     title: 'S3 hit: time to first byte of a 1 MiB slice (memory empty, head persisted)',
     videos: [{ id, kind: 'short', noDuration: true }],
     async run(bench) {
+      const SLICE = bench.config.SLICE_BYTES;
+      const slices = Math.floor(VIDEO_KINDS.short.size / SLICE); // the full-size ones
       const main = bench.systems[0]!;
       const whole = await probe(`${main.url}/proxy/${id}`, { hash: true });
       if (whole.sha256 !== sha256(videoBytes('short'))) throw new Error('tubecache: wrong bytes while warming the S3 video');

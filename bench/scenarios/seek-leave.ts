@@ -6,9 +6,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { headSliceCount } from '../../src/cache/manifest.js';
-import { loadConfig } from '../../src/config.js';
 import type { MediaStats } from '../backend.js';
-import { alternate, fmt, MiB, SLICE, type Scenario } from '../context.js';
+import { alternate, fmt, MiB, type Scenario } from '../context.js';
 import { probe } from '../probe.js';
 import { median } from '../stats.js';
 import { idsPerSystem, VIDEO_KINDS } from '../videos.js';
@@ -45,7 +44,8 @@ export function seekLeaveScenario(runs: number): Scenario {
     videos: Object.values(ids).flat().map((id) => ({ id, kind: 'long' as const })),
     async run(bench) {
       const { backend } = bench;
-      const config = loadConfig(bench.tubecacheEnv);
+      const { config } = bench;
+      const SLICE = config.SLICE_BYTES;
       const headSlices = headSliceCount({ size, sliceBytes: SLICE, duration, headSeconds: config.HEAD_SECONDS, headBytes: config.HEAD_BYTES, full: config.PERSIST === 'full' });
       const headEnd = Math.min(size, headSlices * SLICE) - 1;
       const results = await alternate(bench.systems, runs, async (system, run): Promise<SeekRun> => {
