@@ -8,6 +8,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  type S3ClientConfig,
   type _Object,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -46,7 +47,8 @@ export const s3SettingsFrom = (config: Config, endpoint = config.S3_ENDPOINT || 
   timeoutMs: config.S3_TIMEOUT,
 });
 
-export function createS3Client(settings: S3Settings): S3Client {
+/** `overrides` are for tests and tools (e.g. `maxAttempts: 1`); the service uses the settings alone. */
+export function createS3Client(settings: S3Settings, overrides: Partial<S3ClientConfig> = {}): S3Client {
   const agentOptions = { keepAlive: true, maxSockets: 64 };
   return new S3Client({
     region: settings.region,
@@ -64,6 +66,7 @@ export function createS3Client(settings: S3Settings): S3Client {
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new Agent(agentOptions),
     },
+    ...overrides,
   });
 }
 

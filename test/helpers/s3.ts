@@ -34,6 +34,8 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { startEmbeddedS3, type EmbeddedS3 } from '../../src/cache/embedded-s3.js';
+import { createS3Client, s3SettingsFrom } from '../../src/cache/s3-tier.js';
+import { loadConfig } from '../../src/config.js';
 
 export type TestS3Kind = 'external' | 'minio' | 's3rver';
 
@@ -69,20 +71,9 @@ export const cannotPauseReason = 'pause/resume not supported with S3_TEST_ENDPOI
 
 const DEFAULT_MINIO_IMAGE = 'quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z';
 
-/** An S3Client for a TestS3Env (or tubecache env): path style, checksums WHEN_REQUIRED unless S3_CHECKSUMS says otherwise. */
-export function s3ClientFor(env: Record<string, string | undefined>, overrides: S3ClientConfig = {}): S3Client {
-  const checksums = env.S3_CHECKSUMS === 'WHEN_SUPPORTED' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
-  return new S3Client({
-    endpoint: env.S3_ENDPOINT || undefined,
-    region: env.S3_REGION || 'us-east-1',
-    forcePathStyle: !/^(0|false|no|off)$/i.test(env.S3_FORCE_PATH_STYLE ?? 'true'),
-    credentials: env.S3_ACCESS_KEY_ID
-      ? { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY ?? '' }
-      : undefined,
-    requestChecksumCalculation: checksums,
-    responseChecksumValidation: checksums,
-    ...overrides,
-  });
+/** The S3Client tubecache itself would build from this env (the one construction, src/cache/s3-tier.ts). */
+export function s3ClientFor(env: Record<string, string | undefined>, overrides: Partial<S3ClientConfig> = {}): S3Client {
+  return createS3Client(s3SettingsFrom(loadConfig(env)), overrides);
 }
 
 // ---------------------------------------------------------------------------
