@@ -187,7 +187,7 @@ async function doctorCommand(flags: { json?: boolean }): Promise<void> {
     process.exitCode = EXIT.usage;
     return;
   }
-  const checks = await runDoctor(cfg, { metrics: createMetrics(), logger: opsLogger(cfg) });
+  const checks = await runDoctor(cfg, { metrics: createMetrics() });
   const ok = checks.every((check) => check.status !== 'fail');
   print(flags.json ? JSON.stringify({ ok, checks }) : checksReport(checks));
   process.exitCode = ok ? EXIT.ok : EXIT.partial;

@@ -56,8 +56,11 @@ export const withPersisted = (manifest: Manifest, persisted: Iterable<number>): 
   persisted: [...new Set([...manifest.persisted, ...persisted])].sort((a, b) => a - b),
 });
 
-/** Parses a manifest read from S3; anything malformed or from another slice size is treated as absent. */
-export function parseManifest(text: string, expected: VideoRef & { sliceBytes: number }): Manifest | undefined {
+/**
+ * Parses a manifest read from S3; anything malformed, or from another slice size
+ * when `sliceBytes` is given (the service's), is treated as absent.
+ */
+export function parseManifest(text: string, expected: VideoRef & { sliceBytes?: number }): Manifest | undefined {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -70,7 +73,7 @@ export function parseManifest(text: string, expected: VideoRef & { sliceBytes: n
     m.version === 1 &&
     m.id === expected.id &&
     m.format === expected.format &&
-    m.sliceBytes === expected.sliceBytes &&
+    (expected.sliceBytes === undefined ? Number.isSafeInteger(m.sliceBytes) && (m.sliceBytes as number) > 0 : m.sliceBytes === expected.sliceBytes) &&
     typeof m.contentType === 'string' &&
     Number.isSafeInteger(m.size) && (m.size as number) > 0 &&
     Number.isSafeInteger(m.headSlices) &&

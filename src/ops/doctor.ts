@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Logger } from 'pino';
-import { MemoryTier } from '../cache/memory-tier.js';
 import { isNotFound } from '../cache/s3-tier.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
-import { Resolver } from '../origin/resolver.js';
+import { ytdlpVersion } from '../origin/resolver.js';
 import { openBucket, type Bucket } from './bucket.js';
 
 export interface Check {
@@ -24,7 +22,7 @@ const YTDLP_STALE_DAYS = 120;
  * the settings, the bucket (reachable, then put/get/list/delete of a probe
  * object outside the videos/ prefix), and yt-dlp.
  */
-export async function runDoctor(config: Config, options: { metrics: Metrics; logger: Logger }): Promise<Check[]> {
+export async function runDoctor(config: Config, options: { metrics: Metrics }): Promise<Check[]> {
   const checks: Check[] = [settingsCheck(config)];
   if (config.ADMIN_TOKEN && config.ADMIN_TOKEN.length < 16) {
     checks.push({ name: 'admin token', status: 'warn', detail: `ADMIN_TOKEN is ${config.ADMIN_TOKEN.length} characters`, fix: 'use a long random token, e.g. ADMIN_TOKEN=$(openssl rand -hex 32)' });
@@ -49,7 +47,7 @@ export async function runDoctor(config: Config, options: { metrics: Metrics; log
       await bucket.close();
     }
   }
-  checks.push(await ytdlpCheck(config, options));
+  checks.push(await ytdlpCheck(config));
   return checks;
 }
 
@@ -132,12 +130,10 @@ async function bucketChecks(config: Config, { s3 }: Bucket): Promise<Check[]> {
   return checks;
 }
 
-async function ytdlpCheck(config: Config, options: { metrics: Metrics; logger: Logger }): Promise<Check> {
-  const memory = new MemoryTier({ maxBytes: 1, ttlMs: 1, metrics: options.metrics });
-  const resolver = new Resolver({ config, memory, metrics: options.metrics, logger: options.logger });
+async function ytdlpCheck(config: Config): Promise<Check> {
   let version: string;
   try {
-    version = await resolver.version();
+    version = await ytdlpVersion(config);
   } catch (error) {
     return {
       name: 'yt-dlp',

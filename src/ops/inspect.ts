@@ -53,14 +53,7 @@ const ORDER: Record<VideoSort, (a: VideoInfo, b: VideoInfo) => number> = {
 async function readManifest(s3: S3Tier, video: StoredVideo): Promise<Manifest | undefined> {
   if (!video.manifest) return undefined;
   const text = await s3.getText(video.manifest.key);
-  if (text === undefined) return undefined;
-  let sliceBytes: unknown;
-  try {
-    sliceBytes = (JSON.parse(text) as { sliceBytes?: unknown }).sliceBytes;
-  } catch {
-    return undefined;
-  }
-  return typeof sliceBytes === 'number' ? parseManifest(text, { id: video.id, format: video.format, sliceBytes }) : undefined;
+  return text === undefined ? undefined : parseManifest(text, { id: video.id, format: video.format });
 }
 
 async function describe(s3: S3Tier, video: StoredVideo): Promise<{ info: VideoInfo; manifest: Manifest | undefined }> {

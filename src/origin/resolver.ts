@@ -161,12 +161,17 @@ export class Resolver {
   }
 
   /** `yt-dlp --version`, for readiness and doctor. */
-  async version(): Promise<string> {
-    const result = await execa(this.#config.YTDLP_PATH, ['--version'], { reject: false, timeout: this.#config.RESOLVE_TIMEOUT, stdin: 'ignore' });
-    if (result.code === 'ENOENT' || result.code === 'EACCES') throw new TubeError('YTDLP_MISSING', `${this.#config.YTDLP_PATH} (${result.code})`);
-    if (result.exitCode !== 0) throw new TubeError('YTDLP_FAILED', `--version exited ${result.exitCode}`);
-    return String(result.stdout).trim();
+  version(): Promise<string> {
+    return ytdlpVersion(this.#config);
   }
+}
+
+/** `yt-dlp --version`: whether YTDLP_PATH runs at all (readiness, doctor). */
+export async function ytdlpVersion(config: Pick<Config, 'YTDLP_PATH' | 'RESOLVE_TIMEOUT'>): Promise<string> {
+  const result = await execa(config.YTDLP_PATH, ['--version'], { reject: false, timeout: config.RESOLVE_TIMEOUT, stdin: 'ignore' });
+  if (result.code === 'ENOENT' || result.code === 'EACCES') throw new TubeError('YTDLP_MISSING', `${config.YTDLP_PATH} (${result.code})`);
+  if (result.exitCode !== 0) throw new TubeError('YTDLP_FAILED', `--version exited ${result.exitCode}`);
+  return String(result.stdout).trim();
 }
 
 const resolutionKey = (id: VideoId) => `r:${id}`;
