@@ -94,6 +94,7 @@ export class S3Tier {
     this.bucket = settings.bucket;
     this.keys = new ObjectKeys(settings.prefix);
     this.#metrics = metrics;
+    metrics.sources.s3Available = () => this.available;
   }
 
   /** False while a recent failure keeps S3 out of the request path. */
@@ -102,17 +103,22 @@ export class S3Tier {
   }
 
   async #call<T>(operation: string, run: () => Promise<T>, options: { missIsOk?: boolean } = {}): Promise<T | undefined> {
+    const stopTimer = this.#metrics.s3Seconds.startTimer({ operation });
+    const count = (outcome: 'ok' | 'miss' | 'error') => {
+      stopTimer({ outcome });
+      this.#metrics.s3Operations.inc({ operation, outcome });
+    };
     try {
       const result = await run();
-      this.#metrics.s3Operations.inc({ operation, outcome: 'ok' });
+      count('ok');
       return result;
     } catch (error) {
       if (options.missIsOk && isNotFound(error)) {
-        this.#metrics.s3Operations.inc({ operation, outcome: 'miss' });
+        count('miss');
         return undefined;
       }
       if ((error as Error)?.name === 'AbortError') throw error;
-      this.#metrics.s3Operations.inc({ operation, outcome: 'error' });
+      count('error');
       this.#downUntil = Date.now() + S3_DOWN_MS;
       throw new TubeError('S3_ERROR', `${operation}: ${(error as Error)?.message ?? error}`, { cause: error });
     }

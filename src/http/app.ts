@@ -6,6 +6,7 @@ import { TubeError } from '../errors.js';
 import type { Service } from '../service.js';
 import { parseVideoId } from '../origin/video-id.js';
 import { proxyRoute } from './proxy.js';
+import { requestMetrics } from './request-metrics.js';
 
 /** The public app: proxy, prefetch, health, readiness and metrics (and the admin API when it shares the port). */
 export function createApp(service: Service, extraRoutes?: Router): Koa {
@@ -42,6 +43,7 @@ export function createApp(service: Service, extraRoutes?: Router): Koa {
   });
 
   app.use(requestLog(service.logger));
+  app.use(requestMetrics(metrics));
   app.use(errorBody(service.logger));
   if (extraRoutes) app.use(extraRoutes.routes());
   app.use(router.routes());
