@@ -69,6 +69,7 @@ test('the stack: SeaweedFS, a one-shot bucket job, two nodes, the edge and the p
   }
   t.true(services.s3.healthcheck.test.some((word: string) => word.includes(':8333/healthz')));
   t.is(services['s3-init'].environment.AWS_ENDPOINT_URL, services['tubecache-1'].environment.S3_ENDPOINT);
+  t.regex(services['s3-init'].command.join(' '), /addressing_style path/, 'path-style, as S3_FORCE_PATH_STYLE=true for the nodes');
   t.true(services.prune.command.join(' ').includes('tubecache prune'));
 });
 
