@@ -57,6 +57,8 @@ test('admin bodies: a Content-Length over 64 KiB is 413 before the body is sent;
   t.is(JSON.parse(declared.body).error.code, 'PAYLOAD_TOO_LARGE');
   const onDelete = await rawRequest(node.url, 'DELETE', `/admin/videos/${h.video()}`, { head: [AUTH, `Content-Length: ${10 * 2 ** 20}`], body: '', holdBody: true });
   t.is(onDelete.status, 413, 'every admin route, not only the ones that read a body');
+  const huge = await rawRequest(node.url, 'POST', '/admin/prune', { head: [AUTH, JSON_TYPE, `Content-Length: ${2 ** 32}`], body: '', holdBody: true });
+  t.is(huge.status, 413, 'a length past 32 bits is not read as a small one');
 
   const chunk = `{"dryRun":true,"pad":"${'x'.repeat(70 * 1024)}"}`;
   const chunked = await rawRequest(node.url, 'POST', '/admin/prune', {
