@@ -172,7 +172,8 @@ EOF
   radosgw -c "$CONF" -n client.rgw 2>>"$DIR/log/stderr.log"
   wait_for "gateway" answers_s3
 
-  radosgw-admin -c "$CONF" -n client.admin user create --uid="$USER_ID" --display-name="tubecache tests" >/dev/null
+  # The suite creates a bucket per test file and more; RGW allows 1,000 per user by default.
+  radosgw-admin -c "$CONF" -n client.admin user create --uid="$USER_ID" --display-name="tubecache tests" --max-buckets=100000 >/dev/null
   write_env
   log "S3 at $ENDPOINT, started in $((SECONDS - started)) s"
 }
