@@ -21,6 +21,8 @@ export const ERRORS = {
   RESOLVE_QUEUE_FULL: { status: 503, message: 'too many videos resolving at once' },
   YTDLP_TIMEOUT: { status: 504, message: 'yt-dlp did not answer within RESOLVE_TIMEOUT' },
   S3_ERROR: { status: 503, message: 'S3 request failed' },
+  // Internal: the head falls back to the bitrate estimate; never an HTTP answer.
+  MP4_MALFORMED: { status: 500, message: 'MP4 movie box cannot be indexed' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
