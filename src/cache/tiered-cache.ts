@@ -395,8 +395,9 @@ export class TieredCache {
     }
   }
 
-  /** Waits for background uploads (shutdown, tests). */
+  /** Waits for head plans and background uploads (shutdown, tests). */
   async idle(): Promise<void> {
+    await Promise.all(this.#headPlans.values());
     await this.#uploads.idle();
   }
 }
