@@ -26,6 +26,8 @@ export const ERRORS = {
   RESOLVE_QUEUE_FULL: { status: 503, message: 'too many videos resolving at once', retryAfter: 5 },
   S3_ERROR: { status: 503, message: 'S3 request failed', retryAfter: 5 },
   YTDLP_TIMEOUT: { status: 504, message: 'yt-dlp did not answer within RESOLVE_TIMEOUT' },
+  // Internal: the head falls back to the bitrate estimate; never an HTTP answer.
+  MP4_MALFORMED: { status: 500, message: 'MP4 movie box cannot be indexed' },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A code's status and public message; 429s and 503s also say when to retry (seconds, sent as Retry-After). */
