@@ -10,6 +10,7 @@ import type { PruneOptions } from '../ops/prune.js';
 import { DEFAULT_CONCURRENCY } from '../ops/scan.js';
 import type { Service } from '../service.js';
 import { parseDuration, parseSize } from '../units.js';
+import { adminPage } from './admin-page.js';
 import { errorBody, requestLog } from './app.js';
 
 const PAGE_DEFAULT = 100;
@@ -19,14 +20,15 @@ const BODY_MAX = 16 * 1024;
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
 /**
- * `Authorization: Bearer <ADMIN_TOKEN>`: 401 without it, 403 with another. The
+ * `Authorization: Bearer <ADMIN_TOKEN>`: 401 without it (or `missing`'s answer), 403 with another. The
  * tokens are compared as SHA-256 digests with timingSafeEqual, so neither the
  * content nor the length of the token leaks through response times.
  */
-function bearerAuth(token: string) {
+function bearerAuth(token: string, missing?: (ctx: Context) => void) {
   const expected = digest(token);
   return async (ctx: Context, next: Next) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(ctx.get('Authorization'));
+    if (!match && missing) return missing(ctx);
     if (!match) {
       ctx.set('WWW-Authenticate', 'Bearer realm="tubecache admin"');
       throw new TubeError('UNAUTHORIZED');
@@ -40,6 +42,9 @@ function bearerAuth(token: string) {
 export function adminRoutes(service: Service): Router {
   const router = new Router({ prefix: '/admin' });
   const { s3, memory, cache } = service;
+  const page = adminPage(service.config);
+  // Before the router-wide guard, which it answers for: without a token, the login page.
+  router.get('/', bearerAuth(service.config.ADMIN_TOKEN, page.login), page.page);
   router.use(bearerAuth(service.config.ADMIN_TOKEN));
 
   router.get('/videos', async (ctx) => {
