@@ -23,10 +23,12 @@ const STYLE = `
 body { margin: 0; color: var(--fg); background: var(--bg); }
 h1 { font-size: 18px; margin: 0; }
 h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); margin: 0 0 8px; }
+h2 .count, h2 code { text-transform: none; letter-spacing: 0; font-weight: 400; margin-left: 6px; }
+h2 code { color: var(--fg); }
 button, input { font: inherit; }
 button { border: 1px solid var(--line); background: var(--card); border-radius: 6px; padding: 4px 10px; cursor: pointer; }
 button:hover:not(:disabled) { border-color: var(--accent); }
-button:disabled { color: var(--muted); cursor: default; }
+button:disabled { opacity: .45; cursor: default; }
 button.primary { background: var(--accent); border-color: var(--accent); color: #fff; }
 button.danger { color: var(--danger); }
 button.danger.primary { background: var(--danger); border-color: var(--danger); color: #fff; }
@@ -34,6 +36,7 @@ input { border: 1px solid var(--line); border-radius: 6px; padding: 4px 8px; bac
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 13px; }
 .muted { color: var(--muted); }
 [hidden] { display: none !important; }
+#result:empty, #public-note:empty, #prune-list:empty { display: none; }
 .login { max-width: 340px; margin: 15vh auto; background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 24px; }
 .login form { display: grid; gap: 10px; margin-top: 16px; }
 .alert { color: var(--danger); margin: 0; min-height: 1.4em; }
@@ -47,7 +50,8 @@ main.page { padding: 16px 24px; display: grid; gap: 16px; max-width: 1280px; }
 table { border-collapse: collapse; }
 th { text-align: left; font-weight: 500; color: var(--muted); }
 td, th { padding: 3px 8px 3px 0; }
-.num { text-align: right; font-variant-numeric: tabular-nums; }
+.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.card.wide { grid-column: span 2; }
 .meter { height: 6px; background: var(--line); border-radius: 3px; overflow: hidden; margin-top: 6px; }
 .meter span { display: block; height: 100%; width: 0; background: var(--accent); }
 .actions { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
@@ -384,7 +388,7 @@ function pageHtml(publicUrl: string | undefined): string {
 <p id="error" class="alert" role="alert" hidden></p>
 <div class="cards">
 <div class="card"><h2>Hit ratio</h2><div class="big" id="hit-ratio">-</div><div class="muted" id="requests"></div></div>
-<div class="card"><h2>Served by tier</h2><table><thead><tr><th></th><th class="num">bytes %</th><th class="num">bytes</th><th class="num">slices</th></tr></thead><tbody>
+<div class="card wide"><h2>Served by tier</h2><table><thead><tr><th></th><th class="num">share</th><th class="num">bytes</th><th class="num">slices</th></tr></thead><tbody>
 ${tierRow('memory', 'memory')}${tierRow('s3', 'S3')}${tierRow('origin', 'origin')}</tbody></table></div>
 <div class="card"><h2>In flight</h2><table>
 <tr><td>slice fetches</td><td class="num" id="inflight">-</td></tr><tr><td>yt-dlp runs</td><td class="num" id="ytdlp">-</td></tr><tr><td>joined readers</td><td class="num" id="joins">-</td></tr></table></div>
@@ -396,7 +400,7 @@ ${tierRow('memory', 'memory')}${tierRow('s3', 'S3')}${tierRow('origin', 'origin'
 <form id="prefetch"><input id="prefetch-id" placeholder="video id" maxlength="11" size="14" spellcheck="false" aria-label="video id to prefetch"><button id="prefetch-go">Prefetch</button></form>
 <form id="prune"><label for="prune-ttl">Prune videos not read for</label><input id="prune-ttl" placeholder="PRUNE_TTL" size="8" spellcheck="false"><button>Dry run</button><button type="button" id="prune-run" class="danger" disabled>Prune for real</button></form>
 </div><p id="public-note" class="muted"></p><p id="result" role="status"></p><ul id="prune-list"></ul></section>
-<section class="panel"><h2>Cached videos <span class="muted" id="video-count"></span></h2>
+<section class="panel"><h2>Cached videos <span class="count muted" id="video-count"></span></h2>
 <table id="videos"><thead><tr><th>id</th><th>format</th><th class="num">size</th><th>slices in S3<span class="legend"><span class="k-s3"></span>persisted<span class="k-none"></span>not<span class="k-head"></span>head ends</span></th><th class="num">slices</th><th class="num">head</th><th>last access</th><th></th></tr></thead>
 <tbody id="video-rows"></tbody></table><p id="no-videos" class="muted" hidden>No video is cached in S3.</p></section>
 <section class="panel" id="preview" hidden><h2>Preview <code id="preview-id"></code></h2><div class="preview"><video id="preview-video" controls preload="metadata"></video></div></section>

@@ -71,8 +71,8 @@ async function openPage(node: Node) {
   return { page, problems, watchViolations };
 }
 
-/** Opens /admin/ (the login page, 401), signs in, and waits for the page to list `id`. */
-async function signIn(t: ExecutionContext, node: Node, id: string) {
+/** Opens /admin/ (the login page, 401), signs in, and waits for the page to list `id` (or to have listed). */
+async function signIn(t: ExecutionContext, node: Node, id?: string) {
   const opened = await openPage(node);
   const { page } = opened;
   const response = await page.goto(`${node.url}/admin/`);
@@ -83,10 +83,19 @@ async function signIn(t: ExecutionContext, node: Node, id: string) {
   t.notRegex(policy, /unsafe-inline|unsafe-eval/);
   await page.locator('#token').fill(TOKEN);
   await page.locator('#login button').click();
-  await page.locator(`#video-rows tr[data-id="${id}"]`).waitFor({ timeout: UI_TIMEOUT });
+  await page.locator(id ? `#video-rows tr[data-id="${id}"]` : '#video-count:not(:empty)').waitFor({ timeout: UI_TIMEOUT });
   await opened.watchViolations();
   return opened;
 }
+
+/** The preview's duration once its metadata has loaded through /proxy. */
+const previewDuration = (page: Page) =>
+  page.evaluate(`new Promise((resolve, reject) => {
+    const video = document.getElementById('preview-video');
+    if (video.readyState >= 1) return resolve(video.duration);
+    video.addEventListener('loadedmetadata', () => resolve(video.duration));
+    video.addEventListener('error', () => reject(new Error('video error ' + (video.error && video.error.code))));
+  })`);
 
 const row = (page: Page, id: string) => page.locator(`#video-rows tr[data-id="${id}"]`);
 
@@ -124,12 +133,7 @@ test.serial('the page: login (401), a wrong token refused, then live figures, th
 
   // The preview plays through /proxy: its metadata is the fixture's.
   await row(page, id).getByRole('button', { name: 'Preview' }).click();
-  const duration = await page.evaluate(`new Promise((resolve, reject) => {
-    const video = document.getElementById('preview-video');
-    if (video.readyState >= 1) return resolve(video.duration);
-    video.addEventListener('loadedmetadata', () => resolve(video.duration));
-    video.addEventListener('error', () => reject(new Error('video error ' + (video.error && video.error.code))));
-  })`);
+  const duration = await previewDuration(page);
   t.is(duration, DURATION);
   t.is(new URL((await page.locator('#preview-video').getAttribute('src'))!, node.url).pathname, `/proxy/${id}`);
 
@@ -186,5 +190,33 @@ test.serial('prune: the dry run lists what would go and deletes nothing; then fo
   await row(page, id).waitFor({ state: 'detached', timeout: UI_TIMEOUT });
   t.deepEqual(await statVideo(node.service.s3, id as VideoId), [], 'pruned from the bucket');
   t.deepEqual(problems, []);
+  await page.close();
+});
+
+test.serial('with the public listener elsewhere (ADMIN_PUBLIC_URL), prefetch and preview go there', async (t) => {
+  if (chromiumMissing) return t.log(chromiumMissing);
+  const bucket = await h.s3.newBucket();
+  const publicNode = await h.node({}, bucket);
+  const node = await h.node({ ADMIN_TOKEN: TOKEN, ADMIN_PUBLIC_URL: `${publicNode.url}/` }, bucket);
+  const { page, problems } = await signIn(t, node);
+  t.true(await page.locator('#no-videos').isVisible(), 'nothing cached yet');
+
+  const id = h.video(fixture, { reportDuration: DURATION });
+  await page.locator('#prefetch-id').fill('not an id');
+  await page.locator('#prefetch-go').click();
+  await page.locator('#result', { hasText: 'A video id is 11 characters' }).waitFor({ timeout: UI_TIMEOUT });
+  await page.locator('#prefetch-id').fill(id);
+  await page.locator('#prefetch-go').click();
+  await page.locator('#result', { hasText: `Prefetch of ${id} accepted` }).waitFor({ timeout: UI_TIMEOUT });
+  // The public node fetched the head into the shared bucket; this node's page lists it.
+  await row(page, id).waitFor({ timeout: UI_TIMEOUT });
+  t.true(h.origin.statsFor(id).requests.length > 0, 'the origin was asked for the prefetched video');
+
+  await row(page, id).getByRole('button', { name: 'Preview' }).click();
+  const duration = await previewDuration(page);
+  t.is(duration, DURATION);
+  t.is(await page.locator('#preview-video').getAttribute('src'), `${publicNode.url}/proxy/${id}`);
+  t.is((await publicNode.get(`/proxy/${id}`)).sha256, fixtureSha, 'the public node serves the prefetched video whole');
+  t.deepEqual(problems, [], 'no CSP violation going to the other origin');
   await page.close();
 });
