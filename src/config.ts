@@ -144,6 +144,7 @@ export const SETTINGS = {
   YTDLP_EXTRA_ARGS: argList('extra yt-dlp arguments (cookies, proxy): JSON array or space-separated'),
   YTDLP_CONCURRENCY: int('4', 'yt-dlp processes at once', 1, 64),
   YTDLP_QUEUE: int('64', 'resolutions waiting for a yt-dlp slot; more answer 503', 0),
+  PREFETCH_BACKLOG: int('64', 'server-side prefetches waiting for a slot (YTDLP_CONCURRENCY run at once); more answer 429', 0),
   RESOLVE_TIMEOUT: duration('20s', 'yt-dlp runs longer than this are killed (504)'),
   RESOLVE_MARGIN: duration('10m', 'a resolved URL is dropped this long before its expire='),
   RESOLVE_TTL: duration('1h', 'how long a resolved URL without expire= is kept'),

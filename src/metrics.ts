@@ -33,6 +33,7 @@ export function createMetrics() {
     memoryBytes: new Gauge({ name: 'tubecache_memory_cache_bytes', help: 'Bytes held by the memory tier', registers, collect() { this.set(sources.memory?.().bytes ?? 0); } }),
     memoryEntries: new Gauge({ name: 'tubecache_memory_cache_entries', help: 'Entries held by the memory tier', registers, collect() { this.set(sources.memory?.().entries ?? 0); } }),
     memoryEvictions: new Counter({ name: 'tubecache_memory_cache_evictions_total', help: 'Entries evicted from the memory tier to stay in budget', registers }),
+    prefetches: new Counter({ name: 'tubecache_prefetch_requests_total', help: 'POST /prefetch answers: accepted (queued), joined (already queued or running), refused (429, queue full)', labelNames: ['outcome'], registers }),
     pruneRuns: new Counter({ name: 'tubecache_prune_runs_total', help: 'Prune runs by outcome', labelNames: ['outcome'], registers }),
     pruneDeleted: new Counter({ name: 'tubecache_prune_deleted_objects_total', help: 'Objects deleted by prune', registers }),
   };

@@ -8,7 +8,7 @@ import type { S3Tier } from './cache/s3-tier.js';
 import { TieredCache } from './cache/tiered-cache.js';
 import type { Config } from './config.js';
 import { ConfigError, isTubeError } from './errors.js';
-import { adminRoutes, createAdminApp } from './http/admin.js';
+import { adminApi, createAdminApp } from './http/admin.js';
 import { createApp } from './http/app.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { openBucket, type Bucket } from './ops/bucket.js';
@@ -57,7 +57,7 @@ export class Service {
     this.cache = new TieredCache({ config, memory: this.memory, s3: this.s3, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });
     this.pruner = new Pruner({ s3: this.s3, config, metrics: this.metrics, logger });
     const admin = config.ADMIN_TOKEN !== '';
-    this.app = createApp(this, admin && config.ADMIN_PORT === 0 ? adminRoutes(this) : undefined);
+    this.app = createApp(this, admin && config.ADMIN_PORT === 0 ? adminApi(this) : undefined);
     this.adminApp = admin && config.ADMIN_PORT !== 0 ? createAdminApp(this) : undefined;
     if (config.PRUNE_INTERVAL) this.pruner.schedule(config.PRUNE_INTERVAL);
   }
