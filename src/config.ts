@@ -82,6 +82,18 @@ const hostList = (defaultValue: string, doc: string): Setting<string[]> => ({
   },
 });
 
+/** An http(s) base URL, or empty; kept without its trailing slash so paths join with `${url}/…`. */
+const baseUrl = (doc: string): Setting<string> => ({
+  default: '',
+  doc,
+  parse(raw, name) {
+    if (raw === '') return raw;
+    const url = URL.canParse(raw) ? new URL(raw) : undefined;
+    if (!url || !/^https?:$/.test(url.protocol) || url.search || url.hash || url.username) return fail(name, `expected an http(s) URL such as https://cache.example.com, got "${raw}"`);
+    return url.href.replace(/\/+$/, '');
+  },
+});
+
 /** Extra yt-dlp arguments: a JSON array of strings, or words separated by spaces. */
 const argList = (doc: string): Setting<string[]> => ({
   default: '',
@@ -149,6 +161,7 @@ export const SETTINGS = {
 
   ADMIN_TOKEN: str('', 'enables the admin API; clients send Authorization: Bearer <token>'),
   ADMIN_PORT: int('0', 'serve the admin API on its own port (0: on PORT)', 0, 65535),
+  ADMIN_PUBLIC_URL: baseUrl("the public listener as the admin page's browser reaches it, for preview and prefetch when ADMIN_PORT is set"),
   PRUNE_INTERVAL: optionalDuration('run prune inside the service this often (one node only)'),
   PRUNE_TTL: duration('7d', 'prune deletes videos not accessed for this long'),
   PRUNE_MAX_BYTES: size('0', 'prune then deletes least recently accessed videos above this size (0: no limit)'),

@@ -10,6 +10,7 @@ import type { PruneOptions } from '../ops/prune.js';
 import { DEFAULT_CONCURRENCY } from '../ops/scan.js';
 import type { Service } from '../service.js';
 import { parseDuration, parseSize } from '../units.js';
+import { adminPage } from './admin-page.js';
 import { listenerApp } from './app.js';
 import { routesOrRefuse, strictRouter } from './routing.js';
 
@@ -17,6 +18,8 @@ const PAGE_DEFAULT = 100;
 const PAGE_MAX = 1000;
 /** Admin bodies are a few JSON options; anything larger is refused before it is read. */
 const BODY_MAX = 64 * 1024;
+/** The admin web page's address: one of the two paths that end in "/" (src/http/routing.ts). */
+const PAGE_PATH = '/admin/';
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
@@ -48,6 +51,9 @@ export function adminApi(service: Service) {
   const { s3, memory, cache } = service;
   const authorize = checkBearer(service.config.ADMIN_TOKEN);
   const routes = routesOrRefuse(router);
+  const page = adminPage(service.config);
+
+  router.get('/', page.page);
 
   router.get('/videos', async (ctx) => {
     const limit = ctx.query.limit === undefined ? PAGE_DEFAULT : Number(ctx.query.limit);
@@ -84,6 +90,8 @@ export function adminApi(service: Service) {
   });
 
   return async (ctx: Context) => {
+    // A browser's navigation to the page carries no header: its 401 is the login page instead of a JSON error. No route is reached without the check.
+    if (ctx.path === PAGE_PATH && ctx.get('Authorization') === '' && (ctx.method === 'GET' || ctx.method === 'HEAD')) return page.login(ctx);
     authorize(ctx);
     if ((ctx.request.length ?? 0) > BODY_MAX) throw new TubeError('PAYLOAD_TOO_LARGE', `Content-Length over ${BODY_MAX} bytes`);
     await routes(ctx);
