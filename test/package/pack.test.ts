@@ -1,10 +1,10 @@
 /**
- * The package as users get it: `npm pack` (whose prepare script compiles
- * dist/), installed from the tarball into an empty project. There, plain Node
- * (no tsx, no source condition) imports tubecache/client and loads none of the
- * server's modules or dependencies; a strict `nodenext` TypeScript project
- * type-checks against the client's declarations without reading the AWS SDK's;
- * and the installed `tubecache` command answers --version.
+ * The package as users get it: `npm pack` of the compiled dist/, installed
+ * from the tarball into an empty project. There, plain Node (no tsx, no source
+ * condition) imports tubecache/client and loads none of the server's modules
+ * or dependencies; a strict `nodenext` TypeScript project type-checks against
+ * the client's declarations without reading the AWS SDK's; and the installed
+ * `tubecache` command answers --version.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,8 +26,9 @@ let packed: Packed;
 
 test.before(async () => {
   project = await mkdtemp(join(tmpdir(), 'tubecache-pack-'));
-  // --json output is on stdout; the prepare script's build log goes to stderr.
-  const pack = await execa('npm', ['pack', '--json', '--pack-destination', project], { cwd: ROOT });
+  // dist/ is built already (npm ci's prepare, npm test's pretest). --ignore-scripts: packing
+  // would rebuild it, deleting it under the CLI tests that run beside this file.
+  const pack = await execa('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', project], { cwd: ROOT });
   packed = (JSON.parse(pack.stdout) as Packed[])[0]!;
   await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
   // The dependencies come from npm's cache when they are there (they are after the checkout's npm ci).
