@@ -1,5 +1,5 @@
+import { readFileSync } from 'node:fs';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { destination, pino, type Logger } from 'pino';
 import type { S3Tier } from './cache/s3-tier.js';
 import { loadConfig, type Config } from './config.js';
 import { TubecacheClient, TubecacheClientError, type VideoStat } from './client.js';
@@ -22,9 +22,6 @@ const EXIT = { ok: 0, partial: 1, usage: 2 } as const;
 
 /** A failure the message explains (a service that does not answer): printed without a stack, exit 1. */
 class CommandFailed extends Error {}
-
-/** Logs go to stderr (stdout is the command's output), quiet unless LOG_LEVEL asks for more. */
-const opsLogger = (config: Config): Logger => pino({ level: process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn' }, destination({ dest: 2, sync: true }));
 
 /** The bucket as the service sees it (the embedded S3 server on DATA_DIR when S3_ENDPOINT is empty), for the length of `run`. */
 async function withBucket<T>(config: Config, run: (s3: S3Tier, metrics: Metrics) => Promise<T>): Promise<T> {
@@ -195,6 +192,8 @@ async function doctorCommand(flags: { json?: boolean }): Promise<void> {
 
 const program = new Command('tubecache')
   .description('A tiered cache (memory → S3 → yt-dlp/origin) for YouTube video bytes.\nEvery command reads the service\'s environment variables (S3_*, DATA_DIR, PRUNE_*, ADMIN_TOKEN…).')
+  // package.json is one level up from both src/ (tsx) and dist/ (compiled).
+  .version((JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version, '-V, --version')
   .exitOverride()
   .showHelpAfterError();
 

@@ -1,13 +1,14 @@
 /**
  * `tubecache/client`: what another service (a room server, a playlist API)
  * needs to use tubecache — player URLs, prefetch requests, and the admin view
- * of one video. It speaks HTTP with the global `fetch`, and has no import from
- * the server beyond the video id check, so the two cannot disagree about ids.
+ * of one video. It speaks HTTP with the global `fetch`. Its only runtime
+ * imports (the video id check, the limiter) import nothing themselves, so an
+ * installed client loads none of the server's dependencies (test/package).
  */
 import type { Manifest } from './cache/manifest.js';
 import type { ErrorCode } from './errors.js';
 import { Limiter } from './limiter.js';
-import type { VideoDetail } from './ops/inspect.js';
+import type { VideoDetail } from './ops/video-info.js';
 import { isVideoId, type VideoId } from './origin/video-id.js';
 
 export { isVideoId, type VideoId };

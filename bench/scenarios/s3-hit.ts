@@ -7,7 +7,7 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Agent } from 'node:http';
 import type { VideoId } from '../../src/origin/video-id.js';
-import { fmt, type Bench, type Scenario } from '../context.js';
+import { fmt, type Scenario } from '../context.js';
 import { probe } from '../probe.js';
 import { summary } from '../stats.js';
 import { newVideoId, sha256, VIDEO_KINDS, videoBytes } from '../videos.js';

@@ -30,10 +30,6 @@ export class SliceFlight {
   /** `length` may be unknown until the first origin response (a new video's first slice). */
   constructor(public length: number | undefined) {}
 
-  get holders(): number {
-    return this.#holders;
-  }
-
   push(chunk: Buffer): void {
     if (this.state !== 'running') return;
     if (this.length === undefined || this.received + chunk.length > this.length) {

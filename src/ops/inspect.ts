@@ -2,46 +2,10 @@ import { parseManifest, sliceCount, type Manifest } from '../cache/manifest.js';
 import type { S3Tier } from '../cache/s3-tier.js';
 import { TubeError } from '../errors.js';
 import { isVideoId, type VideoId } from '../origin/video-id.js';
-import { forEachLimit, lastAccess, scanVideos, type AccessSource, type StoredVideo } from './scan.js';
+import { forEachLimit, lastAccess, scanVideos, type StoredVideo } from './scan.js';
+import type { VideoDetail, VideoInfo } from './video-info.js';
 
-/** One cached video as `tubecache ls` and `GET /admin/videos` show it. */
-export interface VideoInfo {
-  id: VideoId;
-  format: string;
-  /** 'missing': slices or an access object without a manifest (an upload in progress, or left behind). */
-  manifest: 'ok' | 'missing' | 'unreadable';
-  /** The video's size (from the manifest). */
-  size: number | null;
-  contentType: string | null;
-  duration: number | null;
-  sliceBytes: number | null;
-  totalSlices: number | null;
-  /** Slice objects in S3 and their bytes. */
-  persistedSlices: number;
-  /** Which slices S3 holds, as inclusive index ranges in order: `[[0, 3], [7, 7]]`. */
-  persistedRanges: [number, number][];
-  /** Slices 0 … headSlices-1 are the head the service persists (from the manifest). */
-  headSlices: number | null;
-  persistedBytes: number;
-  /** Seconds from the start that S3 holds without a gap (playback starts without the origin). */
-  headSeconds: number | null;
-  /** Every object of the video, manifest and access object included. */
-  objects: number;
-  bytes: number;
-  createdAt: string | null;
-  lastAccess: string;
-  lastAccessFrom: AccessSource;
-}
-
-/** `stat`: the listing's view plus the manifest itself and each slice object. */
-export interface VideoDetail extends VideoInfo {
-  manifestBody: Manifest | null;
-  slices: { index: number; bytes: number; lastModified: string }[];
-  /** In the manifest's `persisted` but absent from S3 (readers fall back to the origin). */
-  missingSlices: number[];
-  /** In S3 but not in the manifest (uploaded, manifest not yet rewritten; or left behind). */
-  unlistedSlices: number[];
-}
+export type { VideoDetail, VideoInfo };
 
 export type VideoSort = 'access' | 'size' | 'created';
 export const VIDEO_SORTS: readonly VideoSort[] = ['access', 'size', 'created'];

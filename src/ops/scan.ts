@@ -1,5 +1,6 @@
 import type { S3Tier } from '../cache/s3-tier.js';
 import { isVideoId, type VideoId } from '../origin/video-id.js';
+import type { AccessSource } from './video-info.js';
 
 /** One object as a listing reports it. */
 export interface StoredObject {
@@ -92,8 +93,6 @@ export async function forEachLimit<T>(items: Iterable<T>, limit: number, work: (
   };
   await Promise.all(Array.from({ length: Math.max(1, limit) }, worker));
 }
-
-export type AccessSource = 'access' | 'manifest' | 'objects';
 
 /**
  * When the video was last read. S3 objects are immutable, so the service

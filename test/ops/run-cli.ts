@@ -38,8 +38,6 @@ async function run(file: string, args: string[], env: Record<string, string>): P
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',
-      // The AWS SDK's notice about Node 20 would otherwise be on every stderr.
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       ...env,
     },
     extendEnv: false,

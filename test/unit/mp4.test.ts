@@ -18,7 +18,7 @@ const FIXTURES = ['faststart.mp4', 'moov-at-end.mp4', 'audio.m4a', 'vbr.mp4', 'v
 const read = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url));
 
 /** The movie box of a whole file, found the way the cache does: from the first 64 KiB, then one more read. */
-export function moovOf(file: Buffer): { box: Buffer; offset: number; reads: number } {
+function moovOf(file: Buffer): { box: Buffer; offset: number; reads: number } {
   let location = locateMoov(file.subarray(0, 64 * 1024), 0, file.length);
   let reads = 0;
   if (location.kind === 'fetch') {
