@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --openssl-legacy-provider
+#!/usr/bin/env node
 // The `tubecache` command: the TypeScript sources through tsx in a checkout,
 // the compiled dist/ where there are no sources (the Docker image).
 import { existsSync } from 'node:fs';

@@ -20,7 +20,9 @@ export const ERRORS = {
   YTDLP_RESTRICTED: { status: 503, message: 'YouTube refused the resolution (sign-in, bot check or rate limit)' },
   RESOLVE_QUEUE_FULL: { status: 503, message: 'too many videos resolving at once' },
   YTDLP_TIMEOUT: { status: 504, message: 'yt-dlp did not answer within RESOLVE_TIMEOUT' },
-  S3_ERROR: { status: 503, message: 'S3 request failed' },
+  STORE_ERROR: { status: 503, message: 'object store (disk or S3) request failed' },
+  PRECONDITION_FAILED: { status: 412, message: 'conditional write refused: the object changed' },
+  SLICE_CORRUPT: { status: 502, message: 'stored slice failed its integrity check' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

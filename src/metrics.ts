@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type TierName = 'memory' | 's3' | 'origin';
+export type TierName = 'memory' | 'disk' | 's3' | 'origin';
 
 /**
  * Every counter tubecache exposes on /metrics. One registry per service so
@@ -26,7 +26,8 @@ export function createMetrics() {
     ytdlpRuns: new Counter({ name: 'tubecache_ytdlp_runs_total', help: 'yt-dlp runs by outcome', labelNames: ['outcome'], registers }),
     ytdlpSeconds: new Histogram({ name: 'tubecache_ytdlp_duration_seconds', help: 'yt-dlp run time by outcome', labelNames: ['outcome'], buckets: [0.25, 0.5, 1, 2, 4, 8, 16, 32], registers }),
     resolveCache: new Counter({ name: 'tubecache_resolve_cache_total', help: 'Resolutions answered from memory (hit), by a running yt-dlp (joined) or by a new run (miss)', labelNames: ['result'], registers }),
-    s3Operations: new Counter({ name: 'tubecache_s3_operations_total', help: 'S3 requests by operation and outcome', labelNames: ['operation', 'outcome'], registers }),
+    storeOperations: new Counter({ name: 'tubecache_store_operations_total', help: 'Object store (disk or S3) requests by store, operation and outcome', labelNames: ['store', 'operation', 'outcome'], registers }),
+    integrityFailures: new Counter({ name: 'tubecache_integrity_failures_total', help: 'Stored slices that failed their digest check (dropped, served from the origin)', labelNames: ['store'], registers }),
     uploadQueue: new Gauge({ name: 'tubecache_upload_queue_length', help: 'Slices waiting for upload', registers, collect() { this.set(sources.uploadQueue?.() ?? 0); } }),
     uploadsDropped: new Counter({ name: 'tubecache_uploads_dropped_total', help: 'Slices not uploaded because the queue was full or S3 was down', registers }),
     uploads: new Counter({ name: 'tubecache_uploads_total', help: 'Slice uploads by outcome', labelNames: ['outcome'], registers }),

@@ -9,10 +9,8 @@ import {
   HeadBucketCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
   paginateListObjectsV2,
 } from '@aws-sdk/client-s3';
-import { startEmbeddedS3 } from '../src/cache/embedded-s3.js';
 import { canPause, cannotPauseReason, detectDocker, s3ClientFor, startTcpGate, startTestS3, type TestS3 } from './helpers/s3.js';
 
 let s3: TestS3;
@@ -161,59 +159,19 @@ test('Docker detection: an engine answering /_ping is found; one that hangs is g
 });
 
 test('the TCP gate (MinIO pause/resume) forwards, refuses while paused, and forwards again', async (t) => {
-  const directory = await mkdtemp(join(tmpdir(), 'tubecache-gate-'));
-  const server = await startEmbeddedS3({ directory, bucket: 'gated' });
-  const target = new URL(server.endpoint);
+  const target = new URL(s3.env.S3_ENDPOINT);
   const gate = await startTcpGate(target.hostname, Number(target.port));
-  t.teardown(async () => {
-    await gate.close();
-    await server.close();
-    await rm(directory, { recursive: true, force: true });
-  });
+  t.teardown(() => gate.close());
   const endpoint = `http://127.0.0.1:${gate.port}`;
-  const client = s3ClientFor(
-    { S3_ENDPOINT: endpoint, S3_ACCESS_KEY_ID: server.accessKeyId, S3_SECRET_ACCESS_KEY: server.secretAccessKey },
-    { maxAttempts: 1 },
-  );
+  const client = s3ClientFor({ ...s3.env, S3_ENDPOINT: endpoint }, { maxAttempts: 1 });
   t.teardown(() => client.destroy());
+  const gated = s3.env.S3_BUCKET;
 
-  await client.send(new PutObjectCommand({ Bucket: 'gated', Key: 'k', Body: 'v' }));
+  await client.send(new PutObjectCommand({ Bucket: gated, Key: 'k', Body: 'v' }));
   await gate.pause();
   t.is(await tcpConnect(endpoint), 'ECONNREFUSED');
-  t.is(errorCode(await t.throwsAsync(client.send(new GetObjectCommand({ Bucket: 'gated', Key: 'k' })))), 'ECONNREFUSED');
+  t.is(errorCode(await t.throwsAsync(client.send(new GetObjectCommand({ Bucket: gated, Key: 'k' })))), 'ECONNREFUSED');
   await gate.resume();
-  const got = await client.send(new GetObjectCommand({ Bucket: 'gated', Key: 'k' }));
+  const got = await client.send(new GetObjectCommand({ Bucket: gated, Key: 'k' }));
   t.is(await got.Body!.transformToString(), 'v');
-});
-
-test('embedded S3: creates its directory and bucket; close() frees the port despite keep-alive sockets', async (t) => {
-  const parent = await mkdtemp(join(tmpdir(), 'tubecache-embedded-'));
-  t.teardown(() => rm(parent, { recursive: true, force: true }));
-  const directory = join(parent, 'not', 'yet', 'there');
-  const server = await startEmbeddedS3({ directory, bucket: 'made-at-start' });
-  t.regex(server.endpoint, /^http:\/\/127\.0\.0\.1:\d+$/);
-
-  const client: S3Client = s3ClientFor({ S3_ENDPOINT: server.endpoint, S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: 'S3RVER' });
-  t.teardown(() => client.destroy());
-  await t.notThrowsAsync(client.send(new HeadBucketCommand({ Bucket: 'made-at-start' })));
-  await client.send(new PutObjectCommand({ Bucket: 'made-at-start', Key: 'a', Body: 'b' })); // leaves a keep-alive socket open
-
-  const started = performance.now();
-  await server.close();
-  await server.close(); // idempotent
-  t.true(performance.now() - started < 1000, 'close() waited for the idle keep-alive socket');
-
-  const port = Number(new URL(server.endpoint).port);
-  const probe = createServer();
-  await new Promise<void>((resolveListen, rejectListen) => {
-    probe.once('error', rejectListen);
-    probe.listen(port, '127.0.0.1', resolveListen);
-  });
-  await new Promise<void>((resolveClose) => probe.close(() => resolveClose()));
-
-  // Same directory and port again: the data persisted.
-  const again = await startEmbeddedS3({ directory, port });
-  t.teardown(() => again.close());
-  const got = await client.send(new GetObjectCommand({ Bucket: 'made-at-start', Key: 'a' }));
-  t.is(await got.Body!.transformToString(), 'b');
 });

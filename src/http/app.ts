@@ -2,13 +2,37 @@ import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import type { Logger } from 'pino';
+import type { MemoryTier } from '../cache/memory-tier.js';
+import type { StoreTier } from '../cache/store-tier.js';
+import type { TieredCache } from '../cache/tiered-cache.js';
+import type { Config } from '../config.js';
 import { TubeError } from '../errors.js';
-import type { Service } from '../service.js';
+import type { Metrics } from '../metrics.js';
+import type { Pruner } from '../ops/prune.js';
+import type { Resolver } from '../origin/resolver.js';
 import { parseVideoId } from '../origin/video-id.js';
 import { proxyRoute } from './proxy.js';
 
+export interface ReadinessCheck {
+  ok: boolean;
+  detail?: string;
+}
+
+/** What the HTTP apps use of a running service (src/service.ts builds it; http/ does not import it). */
+export interface AppServices {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly memory: MemoryTier;
+  readonly store: StoreTier;
+  readonly cache: TieredCache;
+  readonly resolver: Resolver;
+  readonly pruner: Pruner;
+  readiness(): Promise<Record<string, ReadinessCheck>>;
+}
+
 /** The public app: proxy, prefetch, health, readiness and metrics (and the admin API when it shares the port). */
-export function createApp(service: Service, extraRoutes?: Router): Koa {
+export function createApp(service: AppServices, extraRoutes?: Router): Koa {
   const app = new Koa();
   app.proxy = true;
   app.silent = true;

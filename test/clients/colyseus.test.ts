@@ -65,7 +65,7 @@ async function headInS3(id: string, on = node) {
   let headSlices = 0;
   await eventually(
     async () => {
-      const manifest = await on.service.s3.getManifest(video, SLICE);
+      const manifest = await on.service.store.getManifest(video, SLICE);
       headSlices = manifest?.headSlices ?? 0;
       return manifest !== undefined && Array.from({ length: headSlices }, (_, index) => manifest.persisted.includes(index)).every(Boolean);
     },

@@ -8,19 +8,17 @@
  * 2. A Docker engine answers /_ping within ~300 ms: MinIO via @testcontainers/minio
  *    (image: `S3_TEST_MINIO_IMAGE`), reached through a TCP gate in this process
  *    so pause() can refuse connections while the container keeps its data.
- * 3. Otherwise: the embedded s3rver (src/cache/embedded-s3.ts) on 127.0.0.1 with
- *    a temporary directory.
+ * 3. Otherwise none: startTestS3() throws NoTestS3 with the reason, and
+ *    `noTestS3Reason()` tells tests that need S3 why they skip.
  *
- * `S3_TEST_KIND=minio` or `S3_TEST_KIND=s3rver` forces 2 or 3 (minio then fails
- * instead of falling back when Docker is missing). Set `TUBECACHE_TEST_VERBOSE=1`
- * to have the choice written to stderr.
+ * `S3_TEST_KIND=minio` forces 2 (failing when Docker is missing). Set
+ * `TUBECACHE_TEST_VERBOSE=1` to have the choice written to stderr.
  */
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { homedir, tmpdir, userInfo } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,11 +31,13 @@ import {
   type BucketLocationConstraint,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { startEmbeddedS3, type EmbeddedS3 } from '../../src/cache/embedded-s3.js';
-import { createS3Client, s3SettingsFrom } from '../../src/cache/s3-tier.js';
+import { createS3Client, s3SettingsFrom } from '../../src/cache/s3-store.js';
 import { loadConfig } from '../../src/config.js';
 
-export type TestS3Kind = 'external' | 'minio' | 's3rver';
+export type TestS3Kind = 'external' | 'minio';
+
+/** No S3 server for the tests: neither S3_TEST_ENDPOINT nor a Docker engine. */
+export class NoTestS3 extends Error {}
 
 /** The S3_* variables tubecache reads (src/config.ts), for a fresh bucket. */
 export interface TestS3Env extends Record<string, string> {
@@ -374,49 +374,6 @@ async function minioBackend(): Promise<Backend> {
   };
 }
 
-async function s3rverBackend(): Promise<Backend> {
-  const directory = await mkdtemp(join(tmpdir(), 'tubecache-s3rver-'));
-  let server: EmbeddedS3 | undefined = await startEmbeddedS3({ directory });
-  const endpoint = server.endpoint;
-  const port = Number(new URL(endpoint).port);
-  let stopped = false;
-  return {
-    kind: 's3rver',
-    endpoint,
-    region: 'us-east-1',
-    accessKeyId: server.accessKeyId,
-    secretAccessKey: server.secretAccessKey,
-    async pause() {
-      const current = server;
-      server = undefined;
-      await current?.close();
-      await settle();
-    },
-    async resume() {
-      if (stopped) throw new Error('test S3 is stopped');
-      if (server) return;
-      // Same port and directory: same endpoint, same data. Retry briefly in case
-      // the port is not free yet.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          server = await startEmbeddedS3({ directory, port });
-          return;
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 20) throw error;
-          await sleep(50);
-        }
-      }
-    },
-    async stop() {
-      stopped = true;
-      const current = server;
-      server = undefined;
-      await current?.close();
-      await rm(directory, { recursive: true, force: true });
-    },
-  };
-}
-
 async function chooseBackend(): Promise<Backend> {
   const external = process.env.S3_TEST_ENDPOINT;
   if (external) {
@@ -424,19 +381,21 @@ async function chooseBackend(): Promise<Backend> {
     return externalBackend(external);
   }
   const forced = process.env.S3_TEST_KIND;
-  if (forced && forced !== 'minio' && forced !== 's3rver') throw new Error(`S3_TEST_KIND must be minio or s3rver, got "${forced}"`);
-  if (forced !== 's3rver') {
-    const docker = await detectDocker();
-    if (docker.available) {
-      announce(`S3: MinIO in Docker (${docker.reason}, probed in ${docker.ms.toFixed(0)} ms)`);
-      return minioBackend();
-    }
-    if (forced === 'minio') throw new Error(`S3_TEST_KIND=minio but ${docker.reason}`);
-    announce(`S3: embedded s3rver (${docker.reason}; probed in ${docker.ms.toFixed(0)} ms)`);
-  } else {
-    announce('S3: embedded s3rver (S3_TEST_KIND=s3rver)');
+  if (forced && forced !== 'minio') throw new Error(`S3_TEST_KIND must be minio, got "${forced}"`);
+  const docker = await detectDocker();
+  if (docker.available) {
+    announce(`S3: MinIO in Docker (${docker.reason}, probed in ${docker.ms.toFixed(0)} ms)`);
+    return minioBackend();
   }
-  return s3rverBackend();
+  if (forced === 'minio') throw new Error(`S3_TEST_KIND=minio but ${docker.reason}`);
+  throw new NoTestS3(`no S3 server for the tests: S3_TEST_ENDPOINT is not set and ${docker.reason}`);
+}
+
+/** Why tests that need S3 skip (undefined: they run). */
+export async function noTestS3Reason(): Promise<string | undefined> {
+  if (process.env.S3_TEST_ENDPOINT) return undefined;
+  const docker = await detectDocker();
+  return docker.available ? undefined : `no S3 server for the tests: S3_TEST_ENDPOINT is not set and ${docker.reason}`;
 }
 
 async function deleteBucket(client: S3Client, bucket: string): Promise<void> {

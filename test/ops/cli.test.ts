@@ -23,13 +23,13 @@ async function serve(node: Node, id: string): Promise<void> {
   if (reply.sha256 !== fixtureSha) throw new Error(`served wrong bytes for ${id}`);
   await node.service.cache.idle();
   const video = node.service.cache.video(id as never);
-  await eventually(async () => (await node.service.s3.getText(node.service.s3.keys.access(video))) !== undefined, 10_000, 'the access object');
+  await eventually(async () => (await node.service.store.getText(node.service.store.keys.access(video))) !== undefined, 10_000, 'the access object');
 }
 
 const lines = (stdout: string) => stdout.trim().split('\n').filter(Boolean);
 
 test('ls, stat and rm read and change the bucket a node filled', async (t) => {
-  const bucket = await h.s3.newBucket();
+  const bucket = await h.store.fresh();
   const env = { ...h.env, ...bucket, ADMIN_TOKEN: TOKEN };
   const node = await h.node({ ADMIN_TOKEN: TOKEN }, bucket);
   const [a, b] = [h.video(fixture, { reportDuration: 30 }), h.video(fixture, { reportDuration: 30 })];
@@ -90,7 +90,7 @@ test('ls, stat and rm read and change the bucket a node filled', async (t) => {
 });
 
 test('prune prints a readable summary, and with --json one JSON object', async (t) => {
-  const bucket = await h.s3.newBucket();
+  const bucket = await h.store.fresh();
   const env = { ...h.env, ...bucket };
   const node = await h.node({}, bucket);
   const id = h.video();
@@ -113,7 +113,7 @@ test('prune prints a readable summary, and with --json one JSON object', async (
 });
 
 test('prune draws a progress bar on a terminal, and none when piped', async (t) => {
-  const bucket = await h.s3.newBucket();
+  const bucket = await h.store.fresh();
   const env = { ...h.env, ...bucket };
   const node = await h.node({}, bucket);
   await serve(node, h.video());
@@ -131,13 +131,13 @@ test('prune draws a progress bar on a terminal, and none when piped', async (t) 
 });
 
 test('prefetch asks a running service to warm the head', async (t) => {
-  const bucket = await h.s3.newBucket();
+  const bucket = await h.store.fresh();
   const node = await h.node({}, bucket);
   const id = h.video(fixture, { reportDuration: 30 });
   const started = await runCli(['prefetch', '--url', node.url, '--', id], { ...h.env, ...bucket });
   t.is(started.exitCode, 0, started.stderr);
   t.is(started.stdout.trim(), `${id}: prefetch started`);
-  await eventually(async () => ((await node.service.s3.getManifest(node.service.cache.video(id as never), 256 * 1024))?.persisted.length ?? 0) > 0, 10_000, 'the head in S3');
+  await eventually(async () => ((await node.service.store.getManifest(node.service.cache.video(id as never), 256 * 1024))?.persisted.length ?? 0) > 0, 10_000, 'the head in S3');
 
   const down = await runCli(['prefetch', '--url', 'http://127.0.0.1:1', '--', id], h.env);
   t.is(down.exitCode, 1);
@@ -177,7 +177,7 @@ test('doctor checks S3 permissions and yt-dlp, says how to fix what is wrong, an
   t.regex(report.checks.find((check) => check.name === 'yt-dlp')?.detail ?? '', /2023\.03\.04-fake/);
   let probes = 0;
   const node = await h.node();
-  for await (const page of node.service.s3.list('tubecache-doctor/')) probes += page.length;
+  for await (const page of node.service.store.list('tubecache-doctor/')) probes += page.length;
   t.is(probes, 0, 'the probe object is deleted');
 
   const noYtdlp = await runCli(['doctor'], { ...h.env, YTDLP_PATH: '/nonexistent/yt-dlp' });

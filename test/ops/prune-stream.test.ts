@@ -43,7 +43,7 @@ function pausedGet(url: string) {
 const served = async (node: Node, tier: string) => (await node.service.metrics.bytesServed.get()).values.find((v) => v.labels.tier === tier)?.value ?? 0;
 
 test('a video pruned while it streams keeps playing: the reader falls back to the origin and every byte is right', async (t) => {
-  const bucket = await h.s3.newBucket();
+  const bucket = await h.store.fresh();
   const env = { ...h.env, ...bucket };
   // Larger than what loopback sockets buffer, so the stream is mid-way when prune runs.
   const video = randomBytes(24 * 2 ** 20);
