@@ -171,7 +171,8 @@ export class S3Store implements ObjectStore {
           ContentType: options.contentType,
           Metadata: options.metadata ? { ...options.metadata } : undefined,
           IfNoneMatch: options.ifNoneMatch,
-          IfMatch: options.ifMatch,
+          // Bare: Ceph RGW refuses a quoted etag in If-Match (412 for the very etag it returned).
+          IfMatch: options.ifMatch?.replaceAll('"', ''),
         }),
         { abortSignal: options.signal },
       ),
