@@ -1,7 +1,18 @@
 import { LRUCache } from 'lru-cache';
 import type { ErrorCode } from '../errors.js';
-import type { Resolution } from './resolver.js';
 import type { VideoId } from './video-id.js';
+
+/** What yt-dlp told us about one video's media: where to fetch it and with which headers. */
+export interface Resolution {
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly filesize: number | undefined;
+  readonly duration: number | undefined;
+  readonly formatId: string | undefined;
+  readonly ext: string | undefined;
+  /** When tubecache stops using the URL (its expire= less RESOLVE_MARGIN). */
+  readonly expiresAt: number;
+}
 
 /** Resolutions are a few hundred bytes; this many bounds them to a few MiB. */
 const MAX_ENTRIES = 10_000;

@@ -4,20 +4,10 @@ import type { Config } from '../config.js';
 import { TubeError, isTubeError, type ErrorCode } from '../errors.js';
 import { Limiter } from '../limiter.js';
 import type { Metrics } from '../metrics.js';
-import { ResolutionCache } from './resolution-cache.js';
+import { ResolutionCache, type Resolution } from './resolution-cache.js';
 import type { VideoId } from './video-id.js';
 
-/** What yt-dlp told us about one video's media: where to fetch it and with which headers. */
-export interface Resolution {
-  readonly url: string;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly filesize: number | undefined;
-  readonly duration: number | undefined;
-  readonly formatId: string | undefined;
-  readonly ext: string | undefined;
-  /** When tubecache stops using the URL (its expire= less RESOLVE_MARGIN). */
-  readonly expiresAt: number;
-}
+export type { Resolution };
 
 /** stderr patterns, most specific first. YouTube's wording as yt-dlp reports it. */
 const CLASSIFIERS: { code: ErrorCode; pattern: RegExp; retryAfter?: number }[] = [

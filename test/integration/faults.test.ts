@@ -38,7 +38,7 @@ test('a missing yt-dlp is a 503 that names YTDLP_PATH, and readiness says so', a
   const ready = await node.get('/readyz');
   t.is(ready.status, 503);
   const checks = JSON.parse(ready.body.toString()).checks;
-  t.true(checks.s3.ok);
+  t.true(checks.store.ok);
   t.false(checks.ytdlp.ok);
   t.regex(checks.ytdlp.detail, /YTDLP_PATH/);
 });
