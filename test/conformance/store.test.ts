@@ -15,7 +15,7 @@ import { listAll, readAll, type ObjectStore } from '../../src/cache/store.js';
 import { loadConfig } from '../../src/config.js';
 import { isTubeError } from '../../src/errors.js';
 import { FaultStore } from '../helpers/fault-store.js';
-import { noTestS3Reason, startTestS3, type TestS3 } from '../helpers/s3.js';
+import { chooseTestS3, startTestS3, type TestS3 } from '../helpers/s3.js';
 
 interface Subject {
   name: string;
@@ -23,8 +23,8 @@ interface Subject {
   close(): Promise<void>;
 }
 
-const noS3 = await noTestS3Reason();
-if (noS3) console.log(`store conformance: S3 skipped (${noS3})`);
+const s3Choice = await chooseTestS3();
+const noS3 = s3Choice.available ? undefined : s3Choice.reason;
 
 let scratch: string;
 let s3: TestS3 | undefined;

@@ -10,14 +10,14 @@ import test from 'ava';
 import { readAll } from '../../src/cache/store.js';
 import type { VideoId } from '../../src/origin/video-id.js';
 import { fixture, fixtureSha, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
-import { noTestS3Reason } from '../helpers/s3.js';
+import { chooseTestS3 } from '../helpers/s3.js';
 
 const SLICE = 256 * 1024;
 /** Past the first 64 KiB chunk: the reader has served verified chunks before it meets the bad one. */
 const FLIP_AT = 3 * 64 * 1024 + 1234;
 
-const noS3 = await noTestS3Reason();
-if (noS3) console.log(`integrity on S3 skipped: ${noS3}`);
+const s3Choice = await chooseTestS3();
+const noS3 = s3Choice.available ? undefined : s3Choice.reason;
 
 const harnesses = new Map<'disk' | 's3', Harness>();
 test.before(async () => {
