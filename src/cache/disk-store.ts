@@ -190,7 +190,7 @@ export class DiskStore implements ObjectStore {
         if (!info) continue; // deleted while listing
         // One more than the page holds tells whether there is a next page.
         if (found.length === limit) return false;
-        found.push({ key, size: Math.max(0, info.size - (await headerLength(join(directory, entry.name)))), lastModified: info.mtimeMs });
+        found.push({ key, size: Math.max(0, info.size - (await headerLength(join(directory, entry.name)))), lastModified: Math.floor(info.mtimeMs) });
       }
       return true;
     };
@@ -247,7 +247,7 @@ async function readHead(file: FileHandle, key: string): Promise<{ head: ObjectHe
   const offset = newline + 1;
   return {
     offset,
-    head: { key, size: info.size - offset, lastModified: info.mtimeMs, etag: header.etag, contentType: header.contentType, metadata: header.metadata },
+    head: { key, size: info.size - offset, lastModified: Math.floor(info.mtimeMs), etag: header.etag, contentType: header.contentType, metadata: header.metadata },
   };
 }
 
