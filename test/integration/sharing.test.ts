@@ -112,3 +112,9 @@ test.serial('a slice whose S3 object disagrees with the manifest is a miss and i
   }
   t.is((await node.get('/readyz')).status, 200, 'ready again once S3 is back');
 });
+
+(noS3 ? test.skip : test)('a bucket that does not exist, with S3_CREATE_BUCKET=false, stops start-up naming S3_BUCKET', async (t) => {
+  const error = await t.throwsAsync(h.node({ S3_BUCKET: `missing-${Date.now()}`, S3_CREATE_BUCKET: 'false' }));
+  t.is((error as { variable?: string }).variable, 'S3_BUCKET');
+  t.regex(error!.message, /does not exist/);
+});
