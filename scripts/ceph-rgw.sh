@@ -148,7 +148,7 @@ debug ms = 0/0
 debug osd = 0/0
 debug mon = 0/0
 [client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw thread pool size = 64
 rgw enable ops log = false
 rgw enable usage log = false

@@ -82,6 +82,18 @@ const hostList = (defaultValue: string, doc: string): Setting<string[]> => ({
   },
 });
 
+/** An http(s) base URL, or empty; kept without its trailing slash so paths join with `${url}/…`. */
+const baseUrl = (doc: string): Setting<string> => ({
+  default: '',
+  doc,
+  parse(raw, name) {
+    if (raw === '') return raw;
+    const url = URL.canParse(raw) ? new URL(raw) : undefined;
+    if (!url || !/^https?:$/.test(url.protocol) || url.search || url.hash || url.username) return fail(name, `expected an http(s) URL such as https://cache.example.com, got "${raw}"`);
+    return url.href.replace(/\/+$/, '');
+  },
+});
+
 /** Extra yt-dlp arguments: a JSON array of strings, or words separated by spaces. */
 const argList = (doc: string): Setting<string[]> => ({
   default: '',
@@ -132,6 +144,7 @@ export const SETTINGS = {
   YTDLP_EXTRA_ARGS: argList('extra yt-dlp arguments (cookies, proxy): JSON array or space-separated'),
   YTDLP_CONCURRENCY: int('4', 'yt-dlp processes at once', 1, 64),
   YTDLP_QUEUE: int('64', 'resolutions waiting for a yt-dlp slot; more answer 503', 0),
+  PREFETCH_BACKLOG: int('64', 'server-side prefetches waiting for a slot (YTDLP_CONCURRENCY run at once); more answer 429', 0),
   RESOLVE_TIMEOUT: duration('20s', 'yt-dlp runs longer than this are killed (504)'),
   RESOLVE_MARGIN: duration('10m', 'a resolved URL is dropped this long before its expire='),
   RESOLVE_TTL: duration('1h', 'how long a resolved URL without expire= is kept'),
@@ -148,6 +161,7 @@ export const SETTINGS = {
 
   ADMIN_TOKEN: str('', 'enables the admin API; clients send Authorization: Bearer <token>'),
   ADMIN_PORT: int('0', 'serve the admin API on its own port (0: on PORT)', 0, 65535),
+  ADMIN_PUBLIC_URL: baseUrl("the public listener as the admin page's browser reaches it, for preview and prefetch when ADMIN_PORT is set"),
   PRUNE_INTERVAL: optionalDuration('run prune inside the service this often (one node only)'),
   PRUNE_TTL: duration('7d', 'prune deletes videos not accessed for this long'),
   PRUNE_MAX_BYTES: size('0', 'prune then deletes least recently accessed videos above this size (0: no limit)'),

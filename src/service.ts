@@ -10,8 +10,9 @@ import type { StoreTier } from './cache/store-tier.js';
 import { TieredCache } from './cache/tiered-cache.js';
 import type { Config } from './config.js';
 import { ConfigError, isTubeError } from './errors.js';
-import { adminRoutes, createAdminApp } from './http/admin.js';
-import { createApp, type AppServices, type ReadinessCheck } from './http/app.js';
+import { adminApi, createAdminApp } from './http/admin.js';
+import { createApp } from './http/app.js';
+import type { AppServices, ReadinessCheck } from './http/services.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Pruner } from './ops/prune.js';
 import { OriginFetcher } from './origin/fetcher.js';
@@ -51,7 +52,7 @@ export class Service implements AppServices {
     this.cache = new TieredCache({ config, memory: this.memory, store, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });
     this.pruner = new Pruner({ store, config, metrics: this.metrics, logger });
     const admin = config.ADMIN_TOKEN !== '';
-    this.app = createApp(this, admin && config.ADMIN_PORT === 0 ? adminRoutes(this) : undefined);
+    this.app = createApp(this, admin && config.ADMIN_PORT === 0 ? adminApi(this) : undefined);
     this.adminApp = admin && config.ADMIN_PORT !== 0 ? createAdminApp(this) : undefined;
     if (config.PRUNE_INTERVAL) this.pruner.schedule(config.PRUNE_INTERVAL);
   }

@@ -30,7 +30,7 @@ export class MemoryTier {
         if (reason === 'evict') metrics.memoryEvictions.inc();
       },
     });
-    metrics.sources.memory = () => ({ bytes: this.#lru.calculatedSize, entries: this.#lru.size });
+    metrics.sources.memory = () => ({ bytes: this.#lru.calculatedSize, entries: this.#lru.size, budget: options.maxBytes });
   }
 
   get bytes(): number {

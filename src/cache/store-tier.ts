@@ -30,6 +30,7 @@ export class StoreTier {
     this.name = store.kind;
     this.keys = new ObjectKeys(options.prefix);
     this.#metrics = options.metrics;
+    options.metrics.sources.store = () => ({ name: this.name, available: this.available });
   }
 
   /** False while a recent failure keeps the store out of the request path. */
@@ -38,12 +39,18 @@ export class StoreTier {
   }
 
   async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    const stopTimer = this.#metrics.storeSeconds.startTimer({ store: this.name, operation });
     try {
       const result = await run();
-      this.#metrics.storeOperations.inc({ store: this.name, operation, outcome: result === undefined ? 'miss' : 'ok' });
+      const outcome = result === undefined ? 'miss' : 'ok';
+      stopTimer({ outcome });
+      this.#metrics.storeOperations.inc({ store: this.name, operation, outcome });
       return result;
     } catch (error) {
-      if (isTubeError(error, 'STORE_ERROR')) this.#down(operation);
+      if (isTubeError(error, 'STORE_ERROR')) {
+        stopTimer({ outcome: 'error' });
+        this.#down(operation);
+      }
       throw error;
     }
   }

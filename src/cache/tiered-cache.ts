@@ -9,7 +9,8 @@ import { mp4Duration } from '../origin/mp4.js';
 import type { Resolver } from '../origin/resolver.js';
 import type { VideoId } from '../origin/video-id.js';
 import { formatKey, type VideoRef } from './keys.js';
-import { createManifest, headSliceCount, sliceBounds, withPersisted, type Manifest } from './manifest.js';
+import { planHead } from './head.js';
+import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, sliceBounds, withPersisted, type Manifest } from './manifest.js';
 import type { MemoryTier } from './memory-tier.js';
 import type { StoreTier } from './store-tier.js';
 import { SliceFlight } from './slice-flight.js';
@@ -51,7 +52,8 @@ export class TieredCache {
   readonly #flights = new Map<string, SliceFlight>();
   readonly #manifestRuns = new Map<string, Promise<{ manifest: Manifest; tier: TierName }>>();
   readonly #uploads: Limiter;
-  readonly #pendingPersisted = new Map<string, { manifest: Manifest; indexes: Set<number> }>();
+  readonly #pendingPersisted = new Map<string, { manifest: Manifest; indexes: Set<number>; dirty: boolean }>();
+  readonly #headPlans = new Map<string, Promise<void>>();
   readonly #touched: LRUCache<string, true>;
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
 
@@ -182,8 +184,8 @@ export class TieredCache {
       flight.etag = manifest.etag;
       void this.#runFlight(video, manifest, index, flight);
     }
-    // Head slices not yet in S3 complete even if every reader leaves: they are to be persisted.
-    if (index < manifest.headSlices && !this.#isPersisted(manifest, index)) flight.pin();
+    // Head slices not yet stored complete even if every reader leaves: they are to be persisted.
+    if (isHeadSlice(manifest, index) && !this.#isPersisted(manifest, index)) flight.pin();
     flight.hold();
     return { flight };
   }
@@ -269,7 +271,38 @@ export class TieredCache {
       }
     }
     this.#memory.putSlice(current, index, flight.bytes);
-    if (flight.tier === 'origin' && index < current.headSlices) this.#persist(current, index, flight.bytes);
+    if (index === 0 && current.head === undefined && this.#config.PERSIST === 'head') this.#planHead(video, current, flight.bytes);
+    if (flight.tier === 'origin' && isHeadSlice(current, index)) this.#persist(current, index, flight.bytes);
+  }
+
+  /** Replaces the estimated head with the slices the MP4 index names (src/cache/head.ts), once per video. */
+  #planHead(video: VideoRef, manifest: Manifest, first: Buffer): void {
+    const key = videoKey(video);
+    if (this.#headPlans.has(key)) return;
+    const config = this.#config;
+    const fetchRange = async (start: number, end: number) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of this.read(video, manifest, start, end - 1, new AbortController().signal)) chunks.push(chunk);
+      return Buffer.concat(chunks);
+    };
+    const run = planHead({ first, size: manifest.size, duration: manifest.duration, sliceBytes: manifest.sliceBytes, headSeconds: config.HEAD_SECONDS, headBytes: config.HEAD_BYTES, fetchRange })
+      .then(({ reason, ...head }) => {
+        if (reason) this.#log.info({ videoId: video.id, reason }, 'head estimated: the MP4 index could not be used');
+        const current = this.#memory.getManifest(video);
+        if (!current || current.etag !== manifest.etag) return;
+        const updated = { ...current, head };
+        this.#memory.putManifest(updated);
+        // Head slices that completed before the plan was known (read-ahead, the moov tail) are persisted now.
+        const late = head.slices.filter((index) => index >= current.headSlices && !this.#isPersisted(updated, index));
+        for (const index of late) {
+          const bytes = this.#memory.getSlice(updated, index);
+          if (bytes) this.#persist(updated, index, bytes);
+        }
+        if (this.#store.available) return this.#commitPersisted(updated, []);
+      })
+      .catch((error: unknown) => this.#log.warn({ videoId: video.id, err: error }, 'head plan not recorded'))
+      .finally(() => this.#headPlans.delete(key));
+    this.#headPlans.set(key, run);
   }
 
   #persist(manifest: Manifest, index: number, bytes: Buffer): void {
@@ -278,7 +311,7 @@ export class TieredCache {
           try {
             await this.#store.putSlice(manifest, index, bytes);
             this.#metrics.uploads.inc({ outcome: 'ok' });
-            await this.#commitPersisted(manifest, index);
+            await this.#commitPersisted(manifest, [index]);
           } catch (error) {
             this.#metrics.uploads.inc({ outcome: 'error' });
             this.#log.warn({ videoId: manifest.id, index, err: error }, 'slice upload failed');
@@ -288,20 +321,25 @@ export class TieredCache {
     if (!task) this.#metrics.uploadsDropped.inc();
   }
 
-  /** Records uploaded slices in the manifest, in memory and in the store; concurrent completions share one write. */
-  async #commitPersisted(manifest: Manifest, index: number): Promise<void> {
+  /**
+   * Records uploaded slices (none: the head plan) in the manifest, in memory
+   * and in the store; concurrent completions share one write.
+   */
+  async #commitPersisted(manifest: Manifest, indexes: number[]): Promise<void> {
     const key = videoKey(manifest);
     const pending = this.#pendingPersisted.get(key);
     if (pending) {
-      pending.indexes.add(index);
+      for (const index of indexes) pending.indexes.add(index);
+      pending.dirty = true;
       return;
     }
-    const batch = { manifest, indexes: new Set([index]) };
+    const batch = { manifest, indexes: new Set(indexes), dirty: true };
     this.#pendingPersisted.set(key, batch);
     try {
-      while (batch.indexes.size > 0) {
+      while (batch.dirty) {
         const indexes = [...batch.indexes];
         batch.indexes.clear();
+        batch.dirty = false;
         const inMemory = this.#memory.getManifest(manifest);
         if (inMemory && inMemory.etag !== manifest.etag) return; // the video changed meanwhile
         const updated = withPersisted(inMemory ?? batch.manifest, indexes);
@@ -353,10 +391,13 @@ export class TieredCache {
   /** Warms the head of a video into memory and the store; shares fetches with readers. */
   async prefetch(video: VideoRef): Promise<Manifest> {
     const { manifest } = await this.manifest(video);
-    let next = 0;
-    const worker = async () => {
-      while (next < manifest.headSlices) {
-        const handle = this.#open(video, manifest, next++);
+    const warm = async (plan: Manifest, indexes: readonly number[]) => {
+      let next = 0;
+      await Promise.all(Array.from({ length: PREFETCH_PARALLEL }, () => worker(plan, indexes, () => next++)));
+    };
+    const worker = async (plan: Manifest, indexes: readonly number[], take: () => number) => {
+      for (let at = take(); at < indexes.length; at = take()) {
+        const handle = this.#open(video, plan, indexes[at]!);
         if (!handle.flight) continue;
         handle.flight.pin();
         await handle.flight.settled();
@@ -364,8 +405,13 @@ export class TieredCache {
         if (handle.flight.state === 'failed') throw handle.flight.error;
       }
     };
-    await Promise.all(Array.from({ length: PREFETCH_PARALLEL }, worker));
-    return manifest;
+    // Slice 0 first: its bytes tell which slices the head is.
+    await warm(manifest, [0]);
+    await this.#headPlans.get(videoKey(video));
+    const current = this.#memory.getManifest(video);
+    const planned = current?.etag === manifest.etag ? current : manifest;
+    await warm(planned, headSliceIndexes(planned).filter((index) => index !== 0));
+    return planned;
   }
 
   /** Records that the video was read, in the store, at most once per ACCESS_TOUCH_INTERVAL per process, off the request path. */
@@ -386,8 +432,9 @@ export class TieredCache {
     }
   }
 
-  /** Waits for background uploads (shutdown, tests). */
+  /** Waits for head plans and background uploads (shutdown, tests). */
   async idle(): Promise<void> {
+    await Promise.all(this.#headPlans.values());
     await this.#uploads.idle();
   }
 }

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Router from '@koa/router';
-import Koa, { type Context, type Next } from 'koa';
+import type Koa from 'koa';
+import type { Context } from 'koa';
 import type { Counter } from 'prom-client';
 import { TubeError } from '../errors.js';
 import { parseVideoId } from '../origin/video-id.js';
@@ -9,11 +9,17 @@ import { listVideos, statVideo } from '../ops/inspect.js';
 import type { PruneOptions } from '../ops/prune.js';
 import { DEFAULT_CONCURRENCY } from '../ops/scan.js';
 import { parseDuration, parseSize } from '../units.js';
-import { errorBody, requestLog, type AppServices } from './app.js';
+import { adminPage } from './admin-page.js';
+import { listenerApp } from './app.js';
+import { routesOrRefuse, strictRouter } from './routing.js';
+import type { AppServices } from './services.js';
 
 const PAGE_DEFAULT = 100;
 const PAGE_MAX = 1000;
-const BODY_MAX = 16 * 1024;
+/** Admin bodies are a few JSON options; anything larger is refused before it is read. */
+const BODY_MAX = 64 * 1024;
+/** The admin web page's address: one of the two paths that end in "/" (src/http/routing.ts). */
+const PAGE_PATH = '/admin/';
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
@@ -22,24 +28,32 @@ const digest = (text: string) => createHash('sha256').update(text).digest();
  * tokens are compared as SHA-256 digests with timingSafeEqual, so neither the
  * content nor the length of the token leaks through response times.
  */
-function bearerAuth(token: string) {
+function checkBearer(token: string) {
   const expected = digest(token);
-  return async (ctx: Context, next: Next) => {
+  return (ctx: Context) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(ctx.get('Authorization'));
     if (!match) {
       ctx.set('WWW-Authenticate', 'Bearer realm="tubecache admin"');
       throw new TubeError('UNAUTHORIZED');
     }
     if (!timingSafeEqual(digest(match[1]!), expected)) throw new TubeError('FORBIDDEN');
-    await next();
   };
 }
 
-/** The admin API's routes, all under /admin and behind the bearer token. Mounted only when ADMIN_TOKEN is set. */
-export function adminRoutes(service: AppServices): Router {
-  const router = new Router({ prefix: '/admin' });
+/**
+ * The admin API as one handler: the bearer check runs first for every request
+ * it is given, whatever the path, then the body limit, then its routes (404 or
+ * 405 when none matches). Mounted only when ADMIN_TOKEN is set, either for
+ * every request of its own listener or for `/admin…` on the public one.
+ */
+export function adminApi(service: AppServices) {
+  const router = strictRouter('/admin');
   const { store, memory, cache } = service;
-  router.use(bearerAuth(service.config.ADMIN_TOKEN));
+  const authorize = checkBearer(service.config.ADMIN_TOKEN);
+  const routes = routesOrRefuse(router);
+  const page = adminPage(service.config);
+
+  router.get('/', page.page);
 
   router.get('/videos', async (ctx) => {
     const limit = ctx.query.limit === undefined ? PAGE_DEFAULT : Number(ctx.query.limit);
@@ -75,31 +89,32 @@ export function adminRoutes(service: AppServices): Router {
     ctx.body = await stats(service);
   });
 
-  return router;
+  return async (ctx: Context) => {
+    // A browser's navigation to the page carries no header: its 401 is the login page instead of a JSON error. No route is reached without the check.
+    if (ctx.path === PAGE_PATH && ctx.get('Authorization') === '' && (ctx.method === 'GET' || ctx.method === 'HEAD')) return page.login(ctx);
+    authorize(ctx);
+    if ((ctx.request.length ?? 0) > BODY_MAX) throw new TubeError('PAYLOAD_TOO_LARGE', `Content-Length over ${BODY_MAX} bytes`);
+    await routes(ctx);
+  };
 }
 
-/** The admin API on its own port (ADMIN_PORT), with the same request log and error bodies as the main app. */
+/** The admin API on its own port (ADMIN_PORT): every request goes through it, with the same request log, error bodies and path rules as the main app. */
 export function createAdminApp(service: AppServices): Koa {
-  const app = new Koa();
-  app.proxy = true;
-  app.silent = true;
-  const router = adminRoutes(service);
-  app.use(requestLog(service.logger));
-  app.use(errorBody(service.logger));
-  app.use(router.routes());
-  app.use(router.allowedMethods());
-  app.use((ctx) => {
-    throw new TubeError('NOT_FOUND', `${ctx.method} ${ctx.path}`);
-  });
+  const app = listenerApp(service.logger, service.metrics);
+  app.use(adminApi(service));
   return app;
 }
 
+/** The body as a JSON object: none is `{}`; another Content-Type is 415; over BODY_MAX (also when chunked) is 413. */
 async function readJson(ctx: Context): Promise<Record<string, unknown>> {
+  const hasBody = ctx.request.length === undefined ? ctx.get('Transfer-Encoding') !== '' : ctx.request.length > 0;
+  if (!hasBody) return {};
+  if (!ctx.is('application/json')) throw new TubeError('UNSUPPORTED_MEDIA_TYPE', `got ${JSON.stringify(ctx.get('Content-Type').slice(0, 100))}`);
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
     length += chunk.length;
-    if (length > BODY_MAX) throw new TubeError('BAD_REQUEST', `body larger than ${BODY_MAX} bytes`);
+    if (length > BODY_MAX) throw new TubeError('PAYLOAD_TOO_LARGE', `body over ${BODY_MAX} bytes`);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();

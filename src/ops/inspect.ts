@@ -18,6 +18,10 @@ export interface VideoInfo {
   totalSlices: number | null;
   /** Slice objects in the store and their bytes (with their digest headers). */
   persistedSlices: number;
+  /** Which slices the store holds, as inclusive index ranges in order: `[[0, 3], [7, 7]]`. */
+  persistedRanges: [number, number][];
+  /** Slices 0 … headSlices-1 are the head the service persists (from the manifest). */
+  headSlices: number | null;
   persistedBytes: number;
   /** Seconds from the start that the store holds without a gap (playback starts without the origin). */
   headSeconds: number | null;
@@ -56,6 +60,17 @@ async function readManifest(store: StoreTier, video: StoredVideo): Promise<Manif
   return text === undefined ? undefined : parseManifest(text, { id: video.id, format: video.format });
 }
 
+/** Sorted slice indices as inclusive runs, so a video of thousands of slices lists in a few pairs. */
+function runs(indices: readonly number[]): [number, number][] {
+  const ranges: [number, number][] = [];
+  for (const index of [...indices].sort((a, b) => a - b)) {
+    const last = ranges.at(-1);
+    if (last && index === last[1] + 1) last[1] = index;
+    else ranges.push([index, index]);
+  }
+  return ranges;
+}
+
 async function describe(store: StoreTier, video: StoredVideo): Promise<{ info: VideoInfo; manifest: Manifest | undefined }> {
   const [manifest, access] = await Promise.all([readManifest(store, video), lastAccess(store, video)]);
   const present = new Map(video.slices.map((slice) => [slice.index, slice.size]));
@@ -75,6 +90,8 @@ async function describe(store: StoreTier, video: StoredVideo): Promise<{ info: V
       totalSlices: manifest ? sliceCount(manifest) : null,
       persistedSlices: video.slices.length,
       persistedBytes: video.slices.reduce((n, slice) => n + slice.size, 0),
+      persistedRanges: runs(video.slices.map((slice) => slice.index)),
+      headSlices: manifest?.headSlices ?? null,
       headSeconds,
       objects: video.count,
       bytes: video.bytes,

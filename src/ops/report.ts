@@ -83,7 +83,7 @@ export function videoReport(id: string, stored: readonly VideoDetail[], memory?:
       lines.push(
         `  size         ${formatBytes(m.size)} (${m.size} bytes), ${m.contentType}${m.duration ? `, ${m.duration}s` : ''}`,
         `  etag         ${m.etag}${m.lmt ? `  lmt ${m.lmt}` : ''}`,
-        `  slices       ${video.totalSlices} of ${formatBytes(m.sliceBytes)}; head ${m.headSlices}; manifest lists ${m.persisted.length} stored`,
+        `  slices       ${video.totalSlices} of ${formatBytes(m.sliceBytes)}; head ${m.head ? `${m.head.slices.length} (${m.head.method})` : m.headSlices}; manifest lists ${m.persisted.length} stored`,
         `  created      ${m.createdAt}`,
       );
     } else {

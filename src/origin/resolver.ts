@@ -10,8 +10,8 @@ import type { VideoId } from './video-id.js';
 export type { Resolution };
 
 /** stderr patterns, most specific first. YouTube's wording as yt-dlp reports it. */
-const CLASSIFIERS: { code: ErrorCode; pattern: RegExp; retryAfter?: number }[] = [
-  { code: 'YTDLP_RESTRICTED', pattern: /confirm you.?re not a bot|sign in to confirm|age[- ]restricted|confirm your age|inappropriate|members[- ]only|login required|cookies|HTTP Error 429|too many requests/i, retryAfter: 60 },
+const CLASSIFIERS: { code: ErrorCode; pattern: RegExp }[] = [
+  { code: 'YTDLP_RESTRICTED', pattern: /confirm you.?re not a bot|sign in to confirm|age[- ]restricted|confirm your age|inappropriate|members[- ]only|login required|cookies|HTTP Error 429|too many requests/i },
   { code: 'VIDEO_UNAVAILABLE', pattern: /unavailable|private video|video is private|removed|terminated|does not exist|not available|no video formats|HTTP Error 404|unsupported url|is not a valid url/i },
 ];
 
@@ -54,7 +54,7 @@ export class Resolver {
     }
     this.#metrics.resolveCache.inc({ result: 'miss' });
     const queued = this.#limiter.tryRun(() => this.#run(id));
-    if (!queued) return Promise.reject(new TubeError('RESOLVE_QUEUE_FULL', undefined, { retryAfter: 5 }));
+    if (!queued) return Promise.reject(new TubeError('RESOLVE_QUEUE_FULL'));
     const run = queued.finally(() => this.#running.delete(id));
     this.#running.set(id, run);
     return run;
@@ -111,7 +111,7 @@ export class Resolver {
 
     if (timedOut) throw new TubeError('YTDLP_TIMEOUT', `killed after ${config.RESOLVE_TIMEOUT} ms`);
     if (result.code === 'ENOENT' || result.code === 'EACCES') {
-      throw new TubeError('YTDLP_MISSING', `${config.YTDLP_PATH} (${result.code})`, { retryAfter: 60 });
+      throw new TubeError('YTDLP_MISSING', `${config.YTDLP_PATH} (${result.code})`);
     }
     // -J prints "null" on failure: the exit code decides, not the output.
     if (result.exitCode !== 0) throw classify(String(result.stderr ?? ''), result.exitCode);
@@ -177,5 +177,5 @@ export function classify(stderr: string, exitCode?: number): TubeError {
   const reason = (lines.findLast((line) => line.startsWith('ERROR:')) ?? lines.at(-1) ?? `exit code ${exitCode}`).slice(0, 300);
   const match = CLASSIFIERS.find((classifier) => classifier.pattern.test(reason));
   if (!match) return new TubeError('YTDLP_FAILED', reason);
-  return new TubeError(match.code, reason, match.retryAfter ? { retryAfter: match.retryAfter } : undefined);
+  return new TubeError(match.code, reason);
 }

@@ -493,9 +493,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
   const makeServer = () =>
     // Half-open both ways: a client's FIN (end of request) must not end the response.
-    createServer({ allowHalfOpen: true }, (client) => {
+    // No Nagle: a small write (headers) must not wait for the peer's delayed ACK.
+    createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
       proxy.counters.connections++;
-      const upstream = connect({ ...target, allowHalfOpen: true });
+      const upstream = connect({ ...target, allowHalfOpen: true, noDelay: true });
       const connection = new Connection(proxy, client, upstream, http, (gone) => connections.delete(gone));
       connections.add(connection);
     });

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request, type IncomingHttpHeaders } from 'node:http';
+import { createServer } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { Service } from '../../src/service.js';
@@ -167,4 +168,13 @@ export async function eventually(check: () => boolean | Promise<boolean>, ms = 1
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** A TCP port free at the time of the call (for ADMIN_PORT and other listeners a test must name). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

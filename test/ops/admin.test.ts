@@ -1,8 +1,7 @@
-import { createServer } from 'node:net';
 import test from 'ava';
 import type { VideoDetail, VideoInfo } from '../../src/ops/inspect.js';
 import type { PruneSummary } from '../../src/ops/prune.js';
-import { eventually, fixture, fixtureSha, startHarness, type Harness, type Node } from '../helpers/harness.js';
+import { eventually, fixture, fixtureSha, freePort, startHarness, type Harness, type Node } from '../helpers/harness.js';
 
 const TOKEN = 'admin-token-for-tests-0123456789';
 const SLICE = 256 * 1024;
@@ -36,15 +35,6 @@ async function serve(node: Node, id: string): Promise<void> {
   if (reply.sha256 !== fixtureSha) throw new Error(`served wrong bytes for ${id}`);
   await node.service.cache.idle();
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
 
 test('without ADMIN_TOKEN the admin routes do not exist (404), with or without a token', async (t) => {
   const node = await h.node();

@@ -39,12 +39,19 @@ test('every invalid value stops start-up with a message naming the variable', (t
     ORIGIN_ALLOWED_HOSTS: 'good.com,bad host',
     YTDLP_URL_TEMPLATE: 'https://example.com/watch',
     LOG_LEVEL: 'loud',
+    ADMIN_PUBLIC_URL: 'cache.example.com',
   };
   for (const [name, value] of Object.entries(bad)) {
     const error = t.throws(() => loadConfig({ [name]: value }), { instanceOf: ConfigError }, name);
     t.is(error?.variable, name);
     t.true(error?.message.startsWith(`${name}:`), error?.message);
   }
+});
+
+test('ADMIN_PUBLIC_URL is an http(s) URL, kept without its trailing slash', (t) => {
+  t.is(loadConfig({ ADMIN_PUBLIC_URL: 'https://cache.example.com/' }).ADMIN_PUBLIC_URL, 'https://cache.example.com');
+  t.is(loadConfig({ ADMIN_PUBLIC_URL: 'http://10.0.0.5:8080/tube/' }).ADMIN_PUBLIC_URL, 'http://10.0.0.5:8080/tube');
+  for (const bad of ['ftp://cache.example.com', 'https://cache.example.com/?x=1', 'https://user@cache.example.com']) t.throws(() => loadConfig({ ADMIN_PUBLIC_URL: bad }), { instanceOf: ConfigError }, bad);
 });
 
 test('extra yt-dlp arguments come as JSON or words', (t) => {
