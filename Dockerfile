@@ -56,8 +56,8 @@ COPY --from=build /app/dist ./dist
 # `docker exec <container> tubecache stat <id>` works too.
 COPY bin ./bin
 RUN ln -s /app/bin/tubecache.js /usr/local/bin/tubecache
-# DATA_DIR (./data) holds the embedded S3 server's objects when S3_ENDPOINT is
-# empty; mount a volume there to keep them. The app runs as the unprivileged
+# DATA_DIR (./data) holds the disk store's objects when S3_ENDPOINT is empty;
+# mount a volume there to keep them. The app runs as the unprivileged
 # `node` user of the base image, which must own it.
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
@@ -67,9 +67,6 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
-# `tubecache serve`; any other subcommand replaces CMD. The command's shebang
-# adds --openssl-legacy-provider: the embedded S3 server (s3rver) encrypts
-# listing continuation tokens with DES, which OpenSSL 3 only offers from its
-# legacy provider.
+# `tubecache serve`; any other subcommand replaces CMD.
 ENTRYPOINT ["/usr/bin/tini", "--", "tubecache"]
 CMD ["serve"]

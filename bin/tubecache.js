@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --openssl-legacy-provider
+#!/usr/bin/env node
 // The `tubecache` command: runs the compiled dist/ (`npm ci` builds it through
 // the prepare script; run `npm run build` after editing src/).
 import { existsSync } from 'node:fs';

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type TierName = 'memory' | 's3' | 'origin';
+export type TierName = 'memory' | 'disk' | 's3' | 'origin';
 
 /**
  * Every counter tubecache exposes on /metrics. One registry per service so
@@ -15,7 +15,7 @@ export function createMetrics() {
   const sources: {
     memory?: () => { bytes: number; entries: number; budget: number };
     uploadQueue?: () => number;
-    s3Available?: () => boolean;
+    store?: () => { name: string; available: boolean };
   } = {};
   return {
     sources,
@@ -42,10 +42,10 @@ export function createMetrics() {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20],
       registers,
     }),
-    s3Seconds: new Histogram({
-      name: 'tubecache_s3_operation_duration_seconds',
-      help: 'S3 request time (to the response headers for reads) by operation and outcome',
-      labelNames: ['operation', 'outcome'],
+    storeSeconds: new Histogram({
+      name: 'tubecache_store_operation_duration_seconds',
+      help: 'Object store (disk or S3) request time (to the first bytes for reads) by store, operation and outcome',
+      labelNames: ['store', 'operation', 'outcome'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     }),
@@ -57,13 +57,16 @@ export function createMetrics() {
     }),
     ytdlpSeconds: new Histogram({ name: 'tubecache_ytdlp_duration_seconds', help: 'yt-dlp run time by outcome', labelNames: ['outcome'], buckets: [0.25, 0.5, 1, 2, 4, 8, 16, 32], registers }),
     resolveCache: new Counter({ name: 'tubecache_resolve_cache_total', help: 'Resolutions answered from memory (hit), by a running yt-dlp (joined) or by a new run (miss)', labelNames: ['result'], registers }),
-    s3Operations: new Counter({ name: 'tubecache_s3_operations_total', help: 'S3 requests by operation and outcome', labelNames: ['operation', 'outcome'], registers }),
-    s3Available: new Gauge({
-      name: 'tubecache_s3_available',
-      help: '1 while S3 is used; 0 during the skip window that follows a failed S3 request',
+    storeOperations: new Counter({ name: 'tubecache_store_operations_total', help: 'Object store (disk or S3) requests by store, operation and outcome', labelNames: ['store', 'operation', 'outcome'], registers }),
+    integrityFailures: new Counter({ name: 'tubecache_integrity_failures_total', help: 'Stored slices that failed their digest check (dropped, served from the origin)', labelNames: ['store'], registers }),
+    storeAvailable: new Gauge({
+      name: 'tubecache_store_available',
+      help: '1 while the store (disk or S3) is used; 0 during the skip window that follows a failed store request',
+      labelNames: ['store'],
       registers,
       collect() {
-        this.set(sources.s3Available?.() === false ? 0 : 1);
+        const store = sources.store?.();
+        if (store) this.set({ store: store.name }, store.available ? 1 : 0);
       },
     }),
     uploadQueue: new Gauge({ name: 'tubecache_upload_queue_length', help: 'Slices waiting for upload', registers, collect() { this.set(sources.uploadQueue?.() ?? 0); } }),

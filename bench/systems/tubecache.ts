@@ -33,7 +33,7 @@ export interface TubecacheOptions {
 export async function startTubecache(options: TubecacheOptions): Promise<System> {
   const port = await freePort();
   const logFile = join(options.dir, `${options.label}.log`);
-  const nodeArgs = ['--openssl-legacy-provider', ...(options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(options.dir, `${options.label}-profiles`)}`] : [])];
+  const nodeArgs = [...(options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(options.dir, `${options.label}-profiles`)}`] : [])];
   const child = spawnPinned(process.execPath, [...nodeArgs, join(options.build, 'bin/tubecache.js'), 'serve'], {
     cpus: options.cpus,
     cwd: ROOT,

@@ -12,26 +12,38 @@ import { formatKey, type VideoRef } from './keys.js';
 import { planHead } from './head.js';
 import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, sliceBounds, withPersisted, type Manifest } from './manifest.js';
 import type { MemoryTier } from './memory-tier.js';
-import type { S3Tier } from './s3-tier.js';
+import type { StoreTier } from './store-tier.js';
 import { SliceFlight } from './slice-flight.js';
 
-export type CacheStatus = 'HIT' | 'HIT-S3' | 'MISS';
+export type CacheStatus = 'HIT' | 'HIT-DISK' | 'HIT-S3' | 'MISS';
 
 /** A slice a reader holds: bytes already in memory, or a fetch in flight. */
 type SliceHandle = { tier: 'memory'; bytes: Buffer; flight?: undefined } | { tier?: undefined; bytes?: undefined; flight: SliceFlight };
+
+/** Where a slice's bytes will come from, decided once by `#locate` for both the X-Cache-Status plan and the read. */
+type SliceSource =
+  | { tier: 'memory'; bytes: Buffer; flight?: undefined }
+  /** A fetch already running: its tier is where it reads from (origin once any byte came from there). */
+  | { tier: Exclude<TierName, 'memory'>; bytes?: undefined; flight: SliceFlight }
+  /** A new fetch, from the store or the origin. */
+  | { tier: Exclude<TierName, 'memory'>; bytes?: undefined; flight?: undefined };
+
+const STATUS: Record<TierName, CacheStatus> = { memory: 'HIT', disk: 'HIT-DISK', s3: 'HIT-S3', origin: 'MISS' };
+/** A request's status is that of its worst slice: one origin slice makes it a MISS. */
+const RANK: Record<TierName, number> = { memory: 0, disk: 1, s3: 1, origin: 2 };
 
 /** Uploaded head slices read back by prefetch at most this many at a time. */
 const PREFETCH_PARALLEL = 2;
 
 /**
- * The read-through cache: memory → S3 → origin, slice by slice. One fetch per
+ * The read-through cache: memory → store (disk or S3) → origin, slice by slice. One fetch per
  * slice per process (readers join it), one slice of read-ahead, head slices
- * persisted to S3 in the background through a bounded upload queue.
+ * persisted to the store in the background through a bounded upload queue.
  */
 export class TieredCache {
   readonly #config: Config;
   readonly #memory: MemoryTier;
-  readonly #s3: S3Tier;
+  readonly #store: StoreTier;
   readonly #resolver: Resolver;
   readonly #fetcher: OriginFetcher;
   readonly #metrics: Metrics;
@@ -45,10 +57,10 @@ export class TieredCache {
   readonly #touched: LRUCache<string, true>;
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
 
-  constructor(options: { config: Config; memory: MemoryTier; s3: S3Tier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
+  constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
     this.#config = options.config;
     this.#memory = options.memory;
-    this.#s3 = options.s3;
+    this.#store = options.store;
     this.#resolver = options.resolver;
     this.#fetcher = options.fetcher;
     this.#metrics = options.metrics;
@@ -87,15 +99,15 @@ export class TieredCache {
   }
 
   async #loadManifest(video: VideoRef): Promise<{ manifest: Manifest; tier: TierName }> {
-    if (this.#s3.available) {
+    if (this.#store.available) {
       try {
-        const stored = await this.#s3.getManifest(video, this.#config.SLICE_BYTES);
+        const stored = await this.#store.getManifest(video, this.#config.SLICE_BYTES);
         if (stored) {
           this.#memory.putManifest(stored);
-          return { manifest: stored, tier: 's3' };
+          return { manifest: stored, tier: this.#store.name };
         }
       } catch (error) {
-        this.#log.warn({ videoId: video.id, err: error }, 'S3 manifest read failed; using the origin');
+        this.#log.warn({ videoId: video.id, err: error }, 'store manifest read failed; using the origin');
       }
     }
     return { manifest: await this.#manifestFromOrigin(video), tier: 'origin' };
@@ -104,7 +116,7 @@ export class TieredCache {
   /** Resolves the video and starts its first slice; the first response tells size, type and version. */
   async #manifestFromOrigin(video: VideoRef): Promise<Manifest> {
     const resolution = await this.#resolver.resolve(video.id);
-    const flight = new SliceFlight(undefined);
+    const flight = new SliceFlight(undefined, 'origin');
     flight.pin();
     const facts = new Promise<OriginFacts>((resolve, reject) => {
       this.#runFlight(video, undefined, 0, flight, resolve).then(() => {
@@ -139,38 +151,50 @@ export class TieredCache {
 
   /** What X-Cache-Status a read of bytes [start, end] will earn, decided before headers are sent. */
   plan(manifest: Manifest, manifestTier: TierName, start: number, end: number): CacheStatus {
-    if (manifestTier === 'origin') return 'MISS';
-    let s3 = manifestTier === 's3';
+    let worst: TierName = manifestTier;
     for (let index = Math.floor(start / manifest.sliceBytes); index <= Math.floor(end / manifest.sliceBytes); index++) {
-      if (this.#memory.hasSlice(manifest, index)) continue;
-      if (!this.#isPersisted(manifest, index) || !this.#s3.available) return 'MISS';
-      s3 = true;
+      const { tier } = this.#locate(manifest, index, false);
+      if (RANK[tier] > RANK[worst]) worst = tier;
     }
-    return s3 ? 'HIT-S3' : 'HIT';
+    return STATUS[worst];
+  }
+
+  /**
+   * The one decision of where slice `index` comes from: memory, a fetch already
+   * running (joined), the store when the manifest lists the slice and the store
+   * is up, else the origin. `touch` refreshes the memory entry's recency (a read,
+   * not a plan).
+   */
+  #locate(manifest: Manifest, index: number, touch: boolean): SliceSource {
+    const bytes = touch ? this.#memory.getSlice(manifest, index) : this.#memory.peekSlice(manifest, index);
+    if (bytes) return { tier: 'memory', bytes };
+    const flight = this.#flights.get(`${videoKey(manifest)}/${index}`);
+    if (flight && flight.state === 'running' && !flight.aborted && (flight.etag === undefined || flight.etag === manifest.etag)) return { tier: flight.tier, flight };
+    return { tier: this.#isPersisted(manifest, index) && this.#store.available ? this.#store.name : 'origin' };
   }
 
   #open(video: VideoRef, manifest: Manifest, index: number): SliceHandle {
-    const bytes = this.#memory.getSlice(manifest, index);
-    if (bytes) return { tier: 'memory', bytes };
-    const key = `${videoKey(video)}/${index}`;
-    let flight = this.#flights.get(key);
-    if (flight && flight.state === 'running' && !flight.aborted && (flight.etag === undefined || flight.etag === manifest.etag)) {
+    const source = this.#locate(manifest, index, true);
+    if (source.bytes) return { tier: 'memory', bytes: source.bytes };
+    let flight = source.flight;
+    if (flight) {
       this.#metrics.flightJoins.inc();
     } else {
-      flight = new SliceFlight(sliceBounds(manifest, index).length);
+      flight = new SliceFlight(sliceBounds(manifest, index).length, source.tier);
       flight.etag = manifest.etag;
       void this.#runFlight(video, manifest, index, flight);
     }
-    // Head slices not yet in S3 complete even if every reader leaves: they are to be persisted.
+    // Head slices not yet stored complete even if every reader leaves: they are to be persisted.
     if (isHeadSlice(manifest, index) && !this.#isPersisted(manifest, index)) flight.pin();
     flight.hold();
     return { flight };
   }
 
   /**
-   * Fills a flight: from S3 when the manifest says the slice is there, else (or
-   * when S3 fails, from the byte it reached) from the origin. `manifest` is
-   * undefined for a new video's first slice, whose facts go to `onFacts`.
+   * Fills a flight from where `#locate` said (its `tier`): the store, and when
+   * the store fails, misses or holds a corrupt chunk, the origin from the byte
+   * the store reached (every byte pushed was checked). `manifest` is undefined
+   * for a new video's first slice, whose facts go to `onFacts`.
    */
   async #runFlight(video: VideoRef, manifest: Manifest | undefined, index: number, flight: SliceFlight, onFacts?: (facts: OriginFacts) => void): Promise<void> {
     const key = `${videoKey(video)}/${index}`;
@@ -178,14 +202,19 @@ export class TieredCache {
     const signal = flight.controller.signal;
     const push = (chunk: Buffer) => flight.push(chunk);
     try {
-      if (manifest && this.#isPersisted(manifest, index) && this.#s3.available) {
+      if (manifest && flight.tier !== 'origin') {
         try {
-          if (await this.#s3.streamSlice(manifest, index, 0, push, signal)) return flight.finish();
+          const slice = await this.#store.openSlice(manifest, index, signal);
+          if (slice) {
+            for await (const chunk of slice) push(chunk);
+            return flight.finish();
+          }
           // Listed but gone (pruned, or replaced by another version): stop claiming it until it is uploaded again.
           this.#forgetPersisted(manifest, index);
         } catch (error) {
           if (signal.aborted) throw error;
-          this.#log.warn({ videoId: video.id, index, err: error }, 'S3 slice read failed; continuing from the origin');
+          if (isTubeError(error, 'SLICE_CORRUPT')) await this.#dropCorrupt(manifest, index, error);
+          else this.#log.warn({ videoId: video.id, index, err: error }, 'store slice read failed; continuing from the origin');
         }
       }
       flight.tier = 'origin';
@@ -214,6 +243,14 @@ export class TieredCache {
       if (flight.state === 'running') flight.fail(new Error('slice fetch ended without its bytes'));
       if (flight.state === 'done') this.#completed(video, index, flight);
     }
+  }
+
+  /** A slice that failed its digest: counted, deleted, and no longer claimed; the origin's bytes replace it (#completed uploads them). */
+  async #dropCorrupt(manifest: Manifest, index: number, error: unknown): Promise<void> {
+    this.#metrics.integrityFailures.inc({ store: this.#store.name });
+    this.#log.error({ videoId: manifest.id, index, err: error }, 'stored slice is corrupt; dropping it and reading the origin');
+    this.#forgetPersisted(manifest, index);
+    await this.#store.deleteKeys([this.#store.keys.slice(manifest, index)]).catch((failure: unknown) => this.#log.warn({ videoId: manifest.id, index, err: failure }, 'could not delete the corrupt slice'));
   }
 
   #forgetPersisted(manifest: Manifest, index: number): void {
@@ -261,7 +298,7 @@ export class TieredCache {
           const bytes = this.#memory.getSlice(updated, index);
           if (bytes) this.#persist(updated, index, bytes);
         }
-        if (this.#s3.available) return this.#commitPersisted(updated, []);
+        if (this.#store.available) return this.#commitPersisted(updated, []);
       })
       .catch((error: unknown) => this.#log.warn({ videoId: video.id, err: error }, 'head plan not recorded'))
       .finally(() => this.#headPlans.delete(key));
@@ -269,10 +306,10 @@ export class TieredCache {
   }
 
   #persist(manifest: Manifest, index: number, bytes: Buffer): void {
-    const task = this.#s3.available
+    const task = this.#store.available
       ? this.#uploads.tryRun(async () => {
           try {
-            await this.#s3.putSlice(manifest, index, bytes);
+            await this.#store.putSlice(manifest, index, bytes);
             this.#metrics.uploads.inc({ outcome: 'ok' });
             await this.#commitPersisted(manifest, [index]);
           } catch (error) {
@@ -286,7 +323,7 @@ export class TieredCache {
 
   /**
    * Records uploaded slices (none: the head plan) in the manifest, in memory
-   * and in S3; concurrent completions share one write.
+   * and in the store; concurrent completions share one write.
    */
   async #commitPersisted(manifest: Manifest, indexes: number[]): Promise<void> {
     const key = videoKey(manifest);
@@ -308,7 +345,7 @@ export class TieredCache {
         const updated = withPersisted(inMemory ?? batch.manifest, indexes);
         batch.manifest = updated;
         this.#memory.putManifest(updated);
-        await this.#s3.putManifest(updated);
+        await this.#store.putManifest(updated);
       }
     } finally {
       this.#pendingPersisted.delete(key);
@@ -351,7 +388,7 @@ export class TieredCache {
     }
   }
 
-  /** Warms the head of a video into memory and S3; shares fetches with readers. */
+  /** Warms the head of a video into memory and the store; shares fetches with readers. */
   async prefetch(video: VideoRef): Promise<Manifest> {
     const { manifest } = await this.manifest(video);
     const warm = async (plan: Manifest, indexes: readonly number[]) => {
@@ -377,21 +414,21 @@ export class TieredCache {
     return planned;
   }
 
-  /** Records that the video was read, in S3, at most once per ACCESS_TOUCH_INTERVAL per process, off the request path. */
+  /** Records that the video was read, in the store, at most once per ACCESS_TOUCH_INTERVAL per process, off the request path. */
   touch(video: VideoRef): void {
     const key = videoKey(video);
-    if (this.#touched.has(key) || !this.#s3.available) return;
+    if (this.#touched.has(key) || !this.#store.available) return;
     this.#touched.set(key, true);
-    this.#s3.touch(video).catch((error: unknown) => this.#log.debug({ videoId: video.id, err: error }, 'access time not recorded'));
+    this.#store.touch(video).catch((error: unknown) => this.#log.debug({ videoId: video.id, err: error }, 'access time not recorded'));
   }
 
-  /** Forgets a video in memory and drops its S3 manifest (its slices are then ignored, and overwritten when fetched again). */
+  /** Forgets a video in memory and drops its stored manifest (its slices are then ignored, and overwritten when fetched again). */
   async invalidate(video: VideoRef): Promise<void> {
     this.#memory.deleteVideo(video);
     try {
-      await this.#s3.deleteKeys([this.#s3.keys.manifest(video)]);
+      await this.#store.deleteKeys([this.#store.keys.manifest(video)]);
     } catch (error) {
-      this.#log.warn({ videoId: video.id, err: error }, 'could not drop the S3 manifest');
+      this.#log.warn({ videoId: video.id, err: error }, 'could not drop the stored manifest');
     }
   }
 

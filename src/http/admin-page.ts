@@ -18,7 +18,7 @@ import type { Config } from '../config.js';
 
 const STYLE = `
 :root { color-scheme: light; --fg: #1d232b; --muted: #5d6773; --line: #dde2e8; --bg: #f5f7f9; --card: #fff;
-  --accent: #2563eb; --s3: #16a34a; --head: #dc2626; --danger: #b91c1c; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; }
+  --accent: #2563eb; --store: #16a34a; --head: #dc2626; --danger: #b91c1c; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; }
 * { box-sizing: border-box; }
 body { margin: 0; color: var(--fg); background: var(--bg); }
 h1 { font-size: 18px; margin: 0; }
@@ -62,10 +62,10 @@ td, th { padding: 3px 8px 3px 0; }
 #videos td.row-actions { text-align: right; }
 #videos td.row-actions button { margin-left: 4px; }
 .bar { position: relative; height: 12px; background: var(--line); border-radius: 3px; }
-.bar .seg { position: absolute; top: 0; bottom: 0; background: var(--s3); }
+.bar .seg { position: absolute; top: 0; bottom: 0; background: var(--store); }
 .bar .head { position: absolute; top: -3px; bottom: -3px; width: 2px; background: var(--head); }
 .legend span { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 4px 0 12px; vertical-align: -1px; }
-.legend .k-s3 { background: var(--s3); } .legend .k-none { background: var(--line); } .legend .k-head { background: var(--head); width: 3px; }
+.legend .k-store { background: var(--store); } .legend .k-none { background: var(--line); } .legend .k-head { background: var(--head); width: 3px; }
 #result { margin: 8px 0 0; white-space: pre-wrap; }
 #prune-list { margin: 6px 0 0; padding-left: 20px; max-height: 160px; overflow: auto; }
 .preview { display: flex; gap: 16px; align-items: flex-start; }
@@ -171,9 +171,11 @@ const PAGE_SCRIPT = `
 
   function renderStats(s) {
     set('hit-ratio', percent(s.requests.hitRatio));
-    set('requests', s.requests.total + ' requests: ' + (s.requests.HIT || 0) + ' memory, ' + (s.requests['HIT-S3'] || 0) + ' S3, ' + (s.requests.MISS || 0) + ' origin');
-    ['memory', 's3', 'origin'].forEach(function (tier) {
-      var t = s.tiers[tier];
+    var storeLabel = s.store.kind === 's3' ? 'S3' : s.store.kind;
+    set('requests', s.requests.total + ' requests: ' + (s.requests.HIT || 0) + ' memory, ' + ((s.requests['HIT-S3'] || 0) + (s.requests['HIT-DISK'] || 0)) + ' ' + storeLabel + ', ' + (s.requests.MISS || 0) + ' origin');
+    set('tier-store-label', storeLabel);
+    ['memory', 'store', 'origin'].forEach(function (tier) {
+      var t = s.tiers[tier === 'store' ? s.store.kind : tier];
       set('tier-' + tier + '-ratio', percent(t.byteRatio));
       set('tier-' + tier + '-bytes', bytes(t.bytes));
       set('tier-' + tier + '-slices', t.slices);
@@ -188,8 +190,8 @@ const PAGE_SCRIPT = `
     set('memory-used', percent(used));
     set('memory-detail', bytes(s.memory.bytes) + ' of ' + bytes(s.memory.maxBytes) + ', ' + s.memory.entries + ' entries, ' + s.memory.evictions + ' evicted');
     $('memory-meter').style.width = Math.min(100, used * 100) + '%';
-    set('s3-state', s.s3.available ? 'S3 available' : 'S3 unavailable');
-    $('s3-state').className = s.s3.available ? 'muted' : 'alert';
+    set('store-state', storeLabel + (s.store.available ? ' available' : ' unavailable'));
+    $('store-state').className = s.store.available ? 'muted' : 'alert';
   }
 
   function bar(video) {
@@ -206,7 +208,7 @@ const PAGE_SCRIPT = `
       head.style.left = 'calc(' + (Math.min(video.headSlices, total) / total) * 100 + '% - 1px)';
       node.appendChild(head);
     }
-    node.title = video.persistedSlices + ' of ' + (video.totalSlices === null ? '?' : video.totalSlices) + ' slices in S3' +
+    node.title = video.persistedSlices + ' of ' + (video.totalSlices === null ? '?' : video.totalSlices) + ' slices stored' +
       (video.headSlices === null ? '' : '; the head is ' + video.headSlices + ' slices');
     return node;
   }
@@ -275,9 +277,9 @@ const PAGE_SCRIPT = `
   });
 
   function confirmDelete(video) {
-    ask('Delete ' + video.id + ' (' + video.format + ', ' + bytes(video.bytes) + ') from this node\\'s memory and from S3?', 'Delete', function () {
+    ask('Delete ' + video.id + ' (' + video.format + ', ' + bytes(video.bytes) + ') from this node\\'s memory and from the store?', 'Delete', function () {
       api('DELETE', '/admin/videos/' + encodeURIComponent(video.id)).then(function (answer) {
-        say('Deleted ' + answer.id + ': ' + answer.s3.objects + ' objects (' + bytes(answer.s3.bytes) + ') from S3, ' + answer.memory.entries + ' memory entries.');
+        say('Deleted ' + answer.id + ': ' + answer.s3.objects + ' objects (' + bytes(answer.s3.bytes) + ') from the store, ' + answer.memory.entries + ' memory entries.');
         return refresh();
       }, function (error) { say('Delete failed: ' + error.message, true); });
     });
@@ -302,7 +304,7 @@ const PAGE_SCRIPT = `
     // Another origin answers without CORS headers: the request goes out, its answer is not readable.
     fetch(publicUrl + '/prefetch/' + encodeURIComponent(id), { method: 'POST', mode: crossOrigin ? 'no-cors' : 'same-origin' }).then(function (response) {
       if (crossOrigin || response.ok) {
-        say('Prefetch of ' + id + ' accepted; it appears in the list once its manifest is in S3.');
+        say('Prefetch of ' + id + ' accepted; it appears in the list once its manifest is stored.');
         $('prefetch-id').value = '';
       } else {
         return response.json().then(function (data) { say('Prefetch failed: ' + data.error.message, true); });
@@ -379,20 +381,20 @@ const escapeAttribute = (text: string) => text.replace(/&/g, '&amp;').replace(/"
 
 function pageHtml(publicUrl: string | undefined): string {
   const tierRow = (tier: string, label: string) =>
-    `<tr><td>${label}</td><td class="num" id="tier-${tier}-ratio">-</td><td class="num" id="tier-${tier}-bytes">-</td><td class="num" id="tier-${tier}-slices">-</td></tr>`;
+    `<tr><td id="tier-${tier}-label">${label}</td><td class="num" id="tier-${tier}-ratio">-</td><td class="num" id="tier-${tier}-bytes">-</td><td class="num" id="tier-${tier}-slices">-</td></tr>`;
   return `<!DOCTYPE html>
 <html lang="en"><head>${head}</head>
 <body${publicUrl === undefined ? '' : ` data-public-url="${escapeAttribute(publicUrl)}"`}>
-<header><h1>tubecache admin</h1><span id="s3-state" class="muted"></span><span class="grow"></span><span id="updated" class="muted"></span><button id="signout">Sign out</button></header>
+<header><h1>tubecache admin</h1><span id="store-state" class="muted"></span><span class="grow"></span><span id="updated" class="muted"></span><button id="signout">Sign out</button></header>
 <main class="page">
 <p id="error" class="alert" role="alert" hidden></p>
 <div class="cards">
 <div class="card"><h2>Hit ratio</h2><div class="big" id="hit-ratio">-</div><div class="muted" id="requests"></div></div>
 <div class="card wide"><h2>Served by tier</h2><table><thead><tr><th></th><th class="num">share</th><th class="num">bytes</th><th class="num">slices</th></tr></thead><tbody>
-${tierRow('memory', 'memory')}${tierRow('s3', 'S3')}${tierRow('origin', 'origin')}</tbody></table></div>
+${tierRow('memory', 'memory')}${tierRow('store', 'store')}${tierRow('origin', 'origin')}</tbody></table></div>
 <div class="card"><h2>In flight</h2><table>
 <tr><td>slice fetches</td><td class="num" id="inflight">-</td></tr><tr><td>yt-dlp runs</td><td class="num" id="ytdlp">-</td></tr><tr><td>joined readers</td><td class="num" id="joins">-</td></tr></table></div>
-<div class="card"><h2>Uploads to S3</h2><table>
+<div class="card"><h2>Uploads to the store</h2><table>
 <tr><td>queued</td><td class="num" id="upload-queue">-</td></tr><tr><td>running</td><td class="num" id="upload-running">-</td></tr><tr><td>dropped</td><td class="num" id="upload-dropped">-</td></tr></table></div>
 <div class="card"><h2>Memory budget</h2><div class="big" id="memory-used">-</div><div class="meter"><span id="memory-meter"></span></div><div class="muted" id="memory-detail"></div></div>
 </div>
@@ -401,8 +403,8 @@ ${tierRow('memory', 'memory')}${tierRow('s3', 'S3')}${tierRow('origin', 'origin'
 <form id="prune"><label for="prune-ttl">Prune videos not read for</label><input id="prune-ttl" placeholder="PRUNE_TTL" size="8" spellcheck="false"><button>Dry run</button><button type="button" id="prune-run" class="danger" disabled>Prune for real</button></form>
 </div><p id="public-note" class="muted"></p><p id="result" role="status"></p><ul id="prune-list"></ul></section>
 <section class="panel"><h2>Cached videos <span class="count muted" id="video-count"></span></h2>
-<table id="videos"><thead><tr><th>id</th><th>format</th><th class="num">size</th><th>slices in S3<span class="legend"><span class="k-s3"></span>persisted<span class="k-none"></span>not<span class="k-head"></span>head ends</span></th><th class="num">slices</th><th class="num">head</th><th>last access</th><th></th></tr></thead>
-<tbody id="video-rows"></tbody></table><p id="no-videos" class="muted" hidden>No video is cached in S3.</p></section>
+<table id="videos"><thead><tr><th>id</th><th>format</th><th class="num">size</th><th>slices stored<span class="legend"><span class="k-store"></span>persisted<span class="k-none"></span>not<span class="k-head"></span>head ends</span></th><th class="num">slices</th><th class="num">head</th><th>last access</th><th></th></tr></thead>
+<tbody id="video-rows"></tbody></table><p id="no-videos" class="muted" hidden>No video is in the store.</p></section>
 <section class="panel" id="preview" hidden><h2>Preview <code id="preview-id"></code></h2><div class="preview"><video id="preview-video" controls preload="metadata"></video></div></section>
 </main>
 <dialog id="confirm"><p id="confirm-text"></p><div class="buttons"><button id="confirm-cancel">Cancel</button><button id="confirm-ok" class="danger primary">Delete</button></div></dialog>

@@ -8,11 +8,11 @@ import { removeVideos } from '../ops/delete.js';
 import { listVideos, statVideo } from '../ops/inspect.js';
 import type { PruneOptions } from '../ops/prune.js';
 import { DEFAULT_CONCURRENCY } from '../ops/scan.js';
-import type { Service } from '../service.js';
 import { parseDuration, parseSize } from '../units.js';
 import { adminPage } from './admin-page.js';
 import { listenerApp } from './app.js';
 import { routesOrRefuse, strictRouter } from './routing.js';
+import type { AppServices } from './services.js';
 
 const PAGE_DEFAULT = 100;
 const PAGE_MAX = 1000;
@@ -46,9 +46,9 @@ function checkBearer(token: string) {
  * 405 when none matches). Mounted only when ADMIN_TOKEN is set, either for
  * every request of its own listener or for `/admin…` on the public one.
  */
-export function adminApi(service: Service) {
+export function adminApi(service: AppServices) {
   const router = strictRouter('/admin');
-  const { s3, memory, cache } = service;
+  const { store, memory, cache } = service;
   const authorize = checkBearer(service.config.ADMIN_TOKEN);
   const routes = routesOrRefuse(router);
   const page = adminPage(service.config);
@@ -59,7 +59,7 @@ export function adminApi(service: Service) {
     const limit = ctx.query.limit === undefined ? PAGE_DEFAULT : Number(ctx.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_MAX) throw new TubeError('BAD_REQUEST', `limit must be a whole number from 1 to ${PAGE_MAX}`);
     const cursor = typeof ctx.query.cursor === 'string' && ctx.query.cursor !== '' ? ctx.query.cursor : undefined;
-    ctx.body = await listVideos(s3, { cursor, limit, concurrency: DEFAULT_CONCURRENCY });
+    ctx.body = await listVideos(store, { cursor, limit, concurrency: DEFAULT_CONCURRENCY });
   });
 
   router.get('/videos/:id', async (ctx) => {
@@ -67,7 +67,7 @@ export function adminApi(service: Service) {
     const video = cache.video(id);
     const manifest = memory.getManifest(video);
     const inMemory = manifest && { format: video.format, manifest, slices: memory.slicesHeld(manifest) };
-    const stored = await statVideo(s3, id);
+    const stored = await statVideo(store, id);
     if (!inMemory && stored.length === 0) throw new TubeError('NOT_FOUND', `video ${id} is not cached`);
     ctx.body = { id, s3: stored, memory: inMemory ?? null };
   });
@@ -75,8 +75,8 @@ export function adminApi(service: Service) {
   router.delete('/videos/:id', async (ctx) => {
     const id = parseVideoId(ctx.params.id ?? '');
     const entries = memory.deleteVideo(cache.video(id));
-    const removed = await removeVideos(s3, [id], { concurrency: DEFAULT_CONCURRENCY });
-    if (removed.failures.length) throw new TubeError('S3_ERROR', `${removed.failures.length} objects not deleted, first: ${removed.failures[0]!.key}`);
+    const removed = await removeVideos(store, [id], { concurrency: DEFAULT_CONCURRENCY });
+    if (removed.failures.length) throw new TubeError('STORE_ERROR', `${removed.failures.length} objects not deleted, first: ${removed.failures[0]!.key}`);
     if (entries === 0 && removed.missing.length) throw new TubeError('NOT_FOUND', `video ${id} is not cached`);
     ctx.body = { id, memory: { entries }, s3: { videos: removed.videos.length, objects: removed.objects, bytes: removed.bytes } };
   });
@@ -99,7 +99,7 @@ export function adminApi(service: Service) {
 }
 
 /** The admin API on its own port (ADMIN_PORT): every request goes through it, with the same request log, error bodies and path rules as the main app. */
-export function createAdminApp(service: Service): Koa {
+export function createAdminApp(service: AppServices): Koa {
   const app = listenerApp(service.logger, service.metrics);
   app.use(adminApi(service));
   return app;
@@ -165,15 +165,15 @@ const total = async (counter: Counter<string>) => (await counter.get()).values.r
 const ratio = (part: number, whole: number) => (whole > 0 ? Math.round((part / whole) * 1e4) / 1e4 : null);
 
 /** `GET /admin/stats`: what this process has served and holds, from the same counters /metrics exposes. */
-async function stats(service: Service) {
+async function stats(service: AppServices) {
   const { metrics, memory, cache, resolver, config } = service;
-  const [requests, bytes, slices, origin, uploads, s3Operations, pruneRuns] = await Promise.all([
+  const [requests, bytes, slices, origin, uploads, storeOperations, pruneRuns] = await Promise.all([
     byLabel(metrics.requests, 'status'),
     byLabel(metrics.bytesServed, 'tier'),
     byLabel(metrics.sliceReads, 'tier'),
     byLabel(metrics.originRequests, 'outcome'),
     byLabel(metrics.uploads, 'outcome'),
-    byLabel(metrics.s3Operations, 'outcome'),
+    byLabel(metrics.storeOperations, 'outcome'),
     byLabel(metrics.pruneRuns, 'outcome'),
   ]);
   const requestCount = Object.values(requests).reduce((n, v) => n + v, 0);
@@ -187,13 +187,13 @@ async function stats(service: Service) {
   });
   const usage = process.memoryUsage();
   return {
-    requests: { ...requests, total: requestCount, hitRatio: ratio((requests.HIT ?? 0) + (requests['HIT-S3'] ?? 0), requestCount) },
-    tiers: { memory: tier('memory'), s3: tier('s3'), origin: tier('origin') },
+    requests: { ...requests, total: requestCount, hitRatio: ratio((requests.HIT ?? 0) + (requests['HIT-DISK'] ?? 0) + (requests['HIT-S3'] ?? 0), requestCount) },
+    tiers: { memory: tier('memory'), [service.store.name]: tier(service.store.name), origin: tier('origin') },
     memory: { bytes: memory.bytes, entries: memory.entries, maxBytes: config.MEMORY_CACHE_BYTES, evictions: await total(metrics.memoryEvictions) },
     uploads: { queued: cache.uploadsQueued, running: cache.uploadsRunning, dropped: await total(metrics.uploadsDropped), ...uploads },
     inFlight: { sliceFetches: cache.inFlight, ytdlpRuns: resolver.running, joins: await total(metrics.flightJoins) },
     origin: { requests: origin, bytes: await total(metrics.originBytes) },
-    s3: { available: service.s3.available, operations: s3Operations },
+    store: { kind: service.store.name, available: service.store.available, operations: storeOperations },
     prune: { running: service.pruner.running, runs: pruneRuns, deletedObjects: await total(metrics.pruneDeleted) },
     process: { rss: usage.rss, heapUsed: usage.heapUsed, uptimeSeconds: Math.round(process.uptime()) },
   };

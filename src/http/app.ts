@@ -3,13 +3,13 @@ import Koa, { type Context, type Next } from 'koa';
 import type { Logger } from 'pino';
 import { TubeError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import type { Service } from '../service.js';
 import { prefetchRoute } from './prefetch.js';
 import { proxyRoute } from './proxy.js';
 import { requestMetrics } from './request-metrics.js';
 import { canonicalPath, routesOrRefuse, strictRouter } from './routing.js';
+import type { AppServices } from './services.js';
 
-/** Seconds a load balancer is asked to wait before asking /readyz again: S3 and yt-dlp are re-checked on every call. */
+/** Seconds a load balancer is asked to wait before asking /readyz again: the store and yt-dlp are re-checked on every call. */
 const READY_RETRY_AFTER = 5;
 
 /**
@@ -18,7 +18,7 @@ const READY_RETRY_AFTER = 5;
  * first segment is `admin`, and answers it whole: its routes are not in this
  * router, so no spelling reaches them except through its bearer check.
  */
-export function createApp(service: Service, admin?: (ctx: Context) => Promise<void>): Koa {
+export function createApp(service: AppServices, admin?: (ctx: Context) => Promise<void>): Koa {
   const app = listenerApp(service.logger, service.metrics);
   const router = strictRouter();
   const { cache, metrics } = service;

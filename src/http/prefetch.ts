@@ -2,14 +2,14 @@ import type { Context } from 'koa';
 import { TubeError } from '../errors.js';
 import { Limiter } from '../limiter.js';
 import { parseVideoId } from '../origin/video-id.js';
-import type { Service } from '../service.js';
+import type { AppServices } from './services.js';
 
 /**
  * `POST /prefetch/:id`: 202 only when the prefetch holds a place in a bounded
  * queue and will run; a full queue is 429 with Retry-After. A video already
  * queued or running answers 202 without taking a second place.
  */
-export function prefetchRoute(service: Service) {
+export function prefetchRoute(service: AppServices) {
   const { cache, config, metrics, logger } = service;
   // A prefetch starts with a yt-dlp run: running more at once than there are
   // yt-dlp slots would only move the wait into the resolver's queue, which a

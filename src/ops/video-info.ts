@@ -21,14 +21,14 @@ export interface VideoInfo {
   duration: number | null;
   sliceBytes: number | null;
   totalSlices: number | null;
-  /** Slice objects in S3 and their bytes. */
+  /** Slice objects in the store and their bytes (with their digest headers). */
   persistedSlices: number;
-  /** Which slices S3 holds, as inclusive index ranges in order: `[[0, 3], [7, 7]]`. */
+  /** Which slices the store holds, as inclusive index ranges in order: `[[0, 3], [7, 7]]`. */
   persistedRanges: [number, number][];
   /** Slices 0 … headSlices-1 are the head the service persists (from the manifest). */
   headSlices: number | null;
   persistedBytes: number;
-  /** Seconds from the start that S3 holds without a gap (playback starts without the origin). */
+  /** Seconds from the start that the store holds without a gap (playback starts without the origin). */
   headSeconds: number | null;
   /** Every object of the video, manifest and access object included. */
   objects: number;
@@ -42,8 +42,8 @@ export interface VideoInfo {
 export interface VideoDetail extends VideoInfo {
   manifestBody: Manifest | null;
   slices: { index: number; bytes: number; lastModified: string }[];
-  /** In the manifest's `persisted` but absent from S3 (readers fall back to the origin). */
+  /** In the manifest's `persisted` but absent from the store (readers fall back to the origin). */
   missingSlices: number[];
-  /** In S3 but not in the manifest (uploaded, manifest not yet rewritten; or left behind). */
+  /** In the store but not in the manifest (uploaded, manifest not yet rewritten; or left behind). */
   unlistedSlices: number[];
 }

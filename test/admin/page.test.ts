@@ -36,10 +36,10 @@ test.after.always(async () => {
   await h?.close();
 });
 
-/** A node with the admin API on a bucket of its own, so the page lists only this test's videos. */
-const adminNode = async (): Promise<Node> => h.node({ ADMIN_TOKEN: TOKEN }, await h.s3.newBucket());
+/** A node with the admin API on a store of its own, so the page lists only this test's videos. */
+const adminNode = async (): Promise<Node> => h.node({ ADMIN_TOKEN: TOKEN }, await h.store.fresh());
 
-/** Serves a new video through /proxy (bytes checked) and waits for its uploads: it is then cached in S3. */
+/** Serves a new video through /proxy (bytes checked) and waits for its uploads: it is then in the store. */
 async function cacheVideo(node: Node): Promise<string> {
   const id = h.video(fixture, { reportDuration: DURATION });
   const reply = await node.get(`/proxy/${id}`);
@@ -121,13 +121,13 @@ test.serial('the page: login (401), a wrong token refused, then live figures, th
   t.is(await page.evaluate(`sessionStorage.getItem('tubecache-admin-token')`), TOKEN, 'the token is kept for the tab');
 
   await page.locator('#hit-ratio', { hasText: '50.0 %' }).waitFor({ timeout: UI_TIMEOUT });
-  t.regex((await page.locator('#requests').textContent()) ?? '', /^2 requests: 1 memory, 0 S3, 1 origin$/);
+  t.regex((await page.locator('#requests').textContent()) ?? '', new RegExp(`^2 requests: 1 memory, 0 ${h.store.kind === 's3' ? 'S3' : 'disk'}, 1 origin$`));
   const cells = await row(page, id).locator('td').allTextContents();
-  const [stored] = await statVideo(node.service.s3, id as VideoId);
+  const [stored] = await statVideo(node.service.store, id as VideoId);
   t.is(cells[0], id);
   t.is(cells[1], stored!.format);
   t.is(cells[2], `${(fixture.length / 2 ** 20).toFixed(1)} MiB`);
-  t.is(cells[4], `${stored!.persistedSlices}/${stored!.totalSlices}`, 'slices in S3 of all');
+  t.is(cells[4], `${stored!.persistedSlices}/${stored!.totalSlices}`, 'slices stored of all');
   // HEAD_SECONDS=10 of 30 s: the first 3 of 8 slices, persisted without a gap.
   t.like(stored, { headSlices: 3, persistedSlices: 3 });
   t.deepEqual(stored!.persistedRanges, [[0, 2]]);
@@ -151,7 +151,7 @@ test.serial('the page: login (401), a wrong token refused, then live figures, th
   await page.close();
 });
 
-test.serial('delete asks for confirmation, then removes the video from the bucket', async (t) => {
+test.serial('delete asks for confirmation, then removes the video from the store', async (t) => {
   if (chromiumMissing) return t.log(chromiumMissing);
   const node = await adminNode();
   const id = await cacheVideo(node);
@@ -162,13 +162,13 @@ test.serial('delete asks for confirmation, then removes the video from the bucke
   t.true(((await page.locator('#confirm-text').textContent()) ?? '').includes(id));
   await page.locator('#confirm-cancel').click();
   await page.locator('#confirm').waitFor({ state: 'hidden' });
-  t.true((await statVideo(node.service.s3, id as VideoId)).length > 0, 'cancelled: still in the bucket');
+  t.true((await statVideo(node.service.store, id as VideoId)).length > 0, 'cancelled: still stored');
 
   await row(page, id).getByRole('button', { name: 'Delete' }).click();
   await page.locator('#confirm-ok').click();
   await page.locator('#result', { hasText: `Deleted ${id}` }).waitFor({ timeout: UI_TIMEOUT });
   await row(page, id).waitFor({ state: 'detached', timeout: UI_TIMEOUT });
-  t.deepEqual(await statVideo(node.service.s3, id as VideoId), [], 'nothing of the video is left in the bucket');
+  t.deepEqual(await statVideo(node.service.store, id as VideoId), [], 'nothing of the video is left in the store');
   t.deepEqual(problems, []);
   await page.close();
 });
@@ -184,23 +184,23 @@ test.serial('prune: the dry run lists what would go and deletes nothing; then fo
   await page.getByRole('button', { name: 'Dry run' }).click();
   await page.locator('#prune-list li', { hasText: id }).waitFor({ timeout: UI_TIMEOUT });
   t.regex((await page.locator('#result').textContent()) ?? '', /^Dry run: would delete 1 videos/);
-  t.true((await statVideo(node.service.s3, id as VideoId)).length > 0, 'the dry run deleted nothing');
+  t.true((await statVideo(node.service.store, id as VideoId)).length > 0, 'the dry run deleted nothing');
   t.true(await row(page, id).isVisible());
 
   await page.locator('#prune-run').click();
   await page.locator('#confirm-ok').click();
   await page.locator('#result', { hasText: 'Pruned: deleted 1 videos' }).waitFor({ timeout: UI_TIMEOUT });
   await row(page, id).waitFor({ state: 'detached', timeout: UI_TIMEOUT });
-  t.deepEqual(await statVideo(node.service.s3, id as VideoId), [], 'pruned from the bucket');
+  t.deepEqual(await statVideo(node.service.store, id as VideoId), [], 'pruned from the store');
   t.deepEqual(problems, []);
   await page.close();
 });
 
 test.serial('with the public listener elsewhere (ADMIN_PUBLIC_URL), prefetch and preview go there', async (t) => {
   if (chromiumMissing) return t.log(chromiumMissing);
-  const bucket = await h.s3.newBucket();
-  const publicNode = await h.node({}, bucket);
-  const node = await h.node({ ADMIN_TOKEN: TOKEN, ADMIN_PUBLIC_URL: `${publicNode.url}/` }, bucket);
+  const shared = await h.store.fresh();
+  const publicNode = await h.node({}, shared);
+  const node = await h.node({ ADMIN_TOKEN: TOKEN, ADMIN_PUBLIC_URL: `${publicNode.url}/` }, shared);
   const { page, problems } = await signIn(t, node);
   t.true(await page.locator('#no-videos').isVisible(), 'nothing cached yet');
 
@@ -211,7 +211,7 @@ test.serial('with the public listener elsewhere (ADMIN_PUBLIC_URL), prefetch and
   await page.locator('#prefetch-id').fill(id);
   await page.locator('#prefetch-go').click();
   await page.locator('#result', { hasText: `Prefetch of ${id} accepted` }).waitFor({ timeout: UI_TIMEOUT });
-  // The public node fetched the head into the shared bucket; this node's page lists it.
+  // The public node fetched the head into the shared store; this node's page lists it.
   await row(page, id).waitFor({ timeout: UI_TIMEOUT });
   t.true(h.origin.statsFor(id).requests.length > 0, 'the origin was asked for the prefetched video');
 

@@ -37,7 +37,7 @@ test('the schema check rejects a broken manifest (it is not vacuous)', (t) => {
 test('the ConfigMap sets only tubecache settings and names the S3 endpoint by configuration only', (t) => {
   const data = find('ConfigMap').data as Record<string, string>;
   t.deepEqual(unknownSettings(Object.keys(data)), []);
-  t.regex(data.S3_ENDPOINT!, /^https?:\/\/\S+$/, 'a shared bucket, never the per-pod embedded S3');
+  t.regex(data.S3_ENDPOINT!, /^https?:\/\/\S+$/, 'a shared bucket, never a per-pod disk store');
   t.notRegex(data.S3_ENDPOINT!, /minio/i);
   t.is(data.PRUNE_INTERVAL, '', 'pruning is the CronJob, never the replicas');
   for (const name of ['S3_REGION', 'S3_BUCKET', 'S3_FORCE_PATH_STYLE', 'S3_CHECKSUMS', 'S3_CREATE_BUCKET']) t.true(name in data, name);

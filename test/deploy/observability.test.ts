@@ -85,12 +85,12 @@ test('the checks fail on a misspelt metric, an unknown label or broken syntax (t
 
 test('the dashboard covers what operators asked for, and the alerts the four failure modes', (t) => {
   const all = dashboardExprs.map(({ expr }) => expr).join('\n');
-  for (const needed of ['tubecache_requests_total', 'tubecache_served_bytes_total', 'histogram_quantile', 'tubecache_origin_bytes_total', 'tubecache_s3_operations_total{outcome="error"}', 'tubecache_s3_available', 'tubecache_uploads_dropped_total', 'tubecache_memory_cache_budget_bytes']) {
+  for (const needed of ['tubecache_requests_total', 'tubecache_served_bytes_total', 'histogram_quantile', 'tubecache_origin_bytes_total', 'tubecache_store_operations_total{outcome="error"}', 'tubecache_store_available', 'tubecache_uploads_dropped_total', 'tubecache_memory_cache_budget_bytes']) {
     t.true(all.includes(needed), needed);
   }
   t.deepEqual(
     alertRules.map((rule: { alert: string }) => rule.alert),
-    ['TubecacheS3Unavailable', 'TubecacheUploadsDropped', 'TubecacheOriginShareHigh', 'TubecacheYtdlpFailing', 'TubecacheYtdlpRestricted'],
+    ['TubecacheStoreUnavailable', 'TubecacheUploadsDropped', 'TubecacheOriginShareHigh', 'TubecacheYtdlpFailing', 'TubecacheYtdlpRestricted'],
   );
   for (const rule of alertRules) t.truthy(rule.labels?.severity && rule.annotations?.summary, rule.alert);
   t.is(dashboard.templating.list[0].type, 'datasource', 'import picks the Prometheus data source');

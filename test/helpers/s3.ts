@@ -30,7 +30,7 @@ import {
   type BucketLocationConstraint,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { createS3Client, s3SettingsFrom } from '../../src/cache/s3-tier.js';
+import { createS3Client, s3SettingsFrom } from '../../src/cache/s3-store.js';
 import { loadConfig } from '../../src/config.js';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
 
@@ -66,7 +66,7 @@ export type TestS3Choice = { available: true; kind: TestS3Kind; reason: string }
 
 const DEFAULT_MINIO_IMAGE = 'quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z';
 
-/** The S3Client tubecache itself would build from this env (the one construction, src/cache/s3-tier.ts). */
+/** The S3Client tubecache itself would build from this env (the one construction, src/cache/s3-store.ts). */
 export function s3ClientFor(env: Record<string, string | undefined>, overrides: Partial<S3ClientConfig> = {}): S3Client {
   return createS3Client(s3SettingsFrom(loadConfig(env)), overrides);
 }

@@ -110,7 +110,7 @@ test('100 clients asking for one cold video at once cause one yt-dlp run and one
   t.true(joins.values[0]!.value >= 99, 'the others joined fetches in flight');
 });
 
-test('prefetch answers 202 at once and warms the head into memory and S3', async (t) => {
+test('prefetch answers 202 at once and warms the head into memory and the store', async (t) => {
   const node = await h.node();
   const id = h.video(fixture, { reportDuration: 30 });
   const accepted = await node.post(`/prefetch/${id}`);
@@ -118,9 +118,10 @@ test('prefetch answers 202 at once and warms the head into memory and S3', async
   t.deepEqual(JSON.parse(accepted.body.toString()), { id, status: 'accepted' });
   const video = node.service.cache.video(id as never);
   let persisted = 0;
-  const deadline = Date.now() + 30_000;
+  // Generous: uploads are background work, slow on a loaded machine.
+  const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const manifest = await node.service.s3.getManifest(video, SLICE);
+    const manifest = await node.service.store.getManifest(video, SLICE);
     persisted = manifest?.persisted.length ?? 0;
     if (manifest?.head && persisted === manifest.head.slices.length) break;
     await new Promise((resolve) => setTimeout(resolve, 25));
@@ -201,19 +202,13 @@ test('without a duration from yt-dlp or the MP4 header, HEAD_BYTES of the video 
   const id = h.video(bytes);
   t.is((await node.post(`/prefetch/${id}`)).status, 202);
   const video = node.service.cache.video(id as never);
-  await eventually(async () => ((await node.service.s3.getManifest(video, SLICE))?.persisted.length ?? 0) >= 3, 30_000, 'the head in S3');
+  await eventually(async () => ((await node.service.store.getManifest(video, SLICE))?.persisted.length ?? 0) >= 3, 60_000, 'the head in the store');
   await node.service.cache.idle();
-  const manifest = (await node.service.s3.getManifest(video, SLICE))!;
+  const manifest = (await node.service.store.getManifest(video, SLICE))!;
   t.is(manifest.duration, undefined);
   // Not an MP4: HEAD_BYTES is two slices, plus one of margin.
   t.deepEqual(manifest.head, { method: 'estimate', slices: [0, 1, 2] });
   t.deepEqual(manifest.persisted, [0, 1, 2]);
   const whole = await node.get(`/proxy/${id}`);
   t.is(whole.sha256, sha256(bytes));
-});
-
-test('a bucket that does not exist, with S3_CREATE_BUCKET=false, stops start-up naming S3_BUCKET', async (t) => {
-  const error = await t.throwsAsync(h.node({ S3_BUCKET: `missing-${Date.now()}`, S3_CREATE_BUCKET: 'false' }));
-  t.is((error as { variable?: string }).variable, 'S3_BUCKET');
-  t.regex(error!.message, /does not exist/);
 });

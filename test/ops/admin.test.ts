@@ -27,7 +27,7 @@ async function admin(base: string, path: string, options: { method?: string; bod
 
 /** A node on a bucket of its own, so listings hold only this test's videos. */
 async function isolatedNode(env: Record<string, string> = {}): Promise<Node> {
-  return h.node({ ADMIN_TOKEN: TOKEN, ...env }, await h.s3.newBucket());
+  return h.node({ ADMIN_TOKEN: TOKEN, ...env }, await h.store.fresh());
 }
 
 async function serve(node: Node, id: string): Promise<void> {
@@ -190,13 +190,13 @@ test('metrics: a HIT adds its bytes and slices to the memory tier; /admin/stats 
 });
 
 test('PRUNE_INTERVAL prunes inside the service on a schedule, and close() stops it', async (t) => {
-  const bucket = await h.s3.newBucket();
+  const bucket = await h.store.fresh();
   const writer = await h.node({}, bucket);
   const id = h.video();
   await serve(writer, id);
   const listed = async () => {
     let count = 0;
-    for await (const page of writer.service.s3.list(`videos/${id}/`)) count += page.length;
+    for await (const page of writer.service.store.list(`videos/${id}/`)) count += page.length;
     return count;
   };
   t.true((await listed()) > 0);

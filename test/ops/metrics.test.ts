@@ -43,29 +43,30 @@ test('after a MISS and a HIT, /metrics has the latency histograms with bounded l
     t.true(metrics.value(`tubecache_request_duration_seconds_sum{route="proxy",status="${status}"}`)! > 0);
     t.is(metrics.value(`tubecache_first_byte_seconds_bucket{le="+Inf",status="${status}"}`), 1);
   }
-  // The MISS looked for the manifest in S3 (a miss), went to the origin, then persisted the head.
-  t.true(metrics.value('tubecache_s3_operation_duration_seconds_count{operation="get",outcome="miss"}')! >= 1);
+  // The MISS looked for the manifest in the store (a miss), went to the origin, then persisted the head.
+  const store = h.store.kind;
+  t.true(metrics.value(`tubecache_store_operation_duration_seconds_count{store="${store}",operation="get",outcome="miss"}`)! >= 1);
   await eventually(async () => {
     metrics = await scrape(node);
-    return (metrics.value('tubecache_s3_operation_duration_seconds_count{operation="put-slice",outcome="ok"}') ?? 0) >= 1;
+    return (metrics.value(`tubecache_store_operation_duration_seconds_count{store="${store}",operation="put-slice",outcome="ok"}`) ?? 0) >= 1;
   }, 20_000, 'a timed slice upload');
   t.true(metrics.value('tubecache_origin_first_byte_seconds_count')! >= 1);
   t.true(metrics.value('tubecache_origin_first_byte_seconds_sum')! > 0);
   // The scrapes themselves are timed under their own route class.
   t.true(metrics.value('tubecache_request_duration_seconds_count{route="metrics",status="none"}')! >= 1);
-  t.is(metrics.value('tubecache_s3_available'), 1);
+  t.is(metrics.value(`tubecache_store_available{store="${store}"}`), 1);
   t.is(metrics.value('tubecache_memory_cache_budget_bytes'), 32 * 2 ** 20);
   t.false(metrics.text.includes(id), 'no series carries the video id');
 });
 
-test('the S3 skip window shows as tubecache_s3_available 0', async (t) => {
+test('the store skip window shows as tubecache_store_available 0', async (t) => {
   // An endpoint nobody listens on: the first S3 request fails and opens the window.
   const node = await h.node({ S3_ENDPOINT: 'http://127.0.0.1:9', S3_TIMEOUT: '2s', S3_CREATE_BUCKET: 'false' });
-  t.is((await scrape(node)).value('tubecache_s3_available'), 1);
+  t.is((await scrape(node)).value('tubecache_store_available{store="s3"}'), 1);
   const id = h.video();
   const reply = await node.get(`/proxy/${id}`);
   t.is(reply.sha256, fixtureSha, 'served from the origin while S3 is down');
   const metrics = await scrape(node);
-  t.is(metrics.value('tubecache_s3_available'), 0);
-  t.true(metrics.value('tubecache_s3_operation_duration_seconds_count{operation="get",outcome="error"}')! >= 1);
+  t.is(metrics.value('tubecache_store_available{store="s3"}'), 0);
+  t.true(metrics.value('tubecache_store_operation_duration_seconds_count{store="s3",operation="get",outcome="error"}')! >= 1);
 });

@@ -52,7 +52,7 @@ function spellings(rest: string): string[] {
 /** Key and size of every object in the node's bucket. */
 async function bucketObjects(node: Node): Promise<string[]> {
   const objects: string[] = [];
-  for await (const page of node.service.s3.list('')) for (const object of page) objects.push(`${object.Key} ${object.Size}`);
+  for await (const page of node.service.store.list('')) for (const object of page) objects.push(`${object.key} ${object.size}`);
   return objects.sort();
 }
 
@@ -124,13 +124,13 @@ async function checkListener(t: ExecutionContext, listener: string, node: Node, 
 }
 
 test.serial('shared port (ADMIN_PORT=0): no spelling × method reaches an admin route without the token, none but the canonical one with it', async (t) => {
-  const node = await h.node({ ADMIN_TOKEN: TOKEN }, await h.s3.newBucket());
+  const node = await h.node({ ADMIN_TOKEN: TOKEN }, await h.store.fresh());
   await checkListener(t, 'shared', node, node.url);
 });
 
 test.serial('ADMIN_PORT: the same table on the admin listener, and the main listener has no admin routes at all', async (t) => {
   const port = await freePort();
-  const node = await h.node({ ADMIN_TOKEN: TOKEN, ADMIN_PORT: String(port) }, await h.s3.newBucket());
+  const node = await h.node({ ADMIN_TOKEN: TOKEN, ADMIN_PORT: String(port) }, await h.store.fresh());
   const adminUrl = `http://127.0.0.1:${port}`;
   // The admin listener checks the token before anything else, whatever the path.
   t.is((await rawRequest(adminUrl, 'GET', '/proxy/abcdefghijk')).status, 401);

@@ -20,5 +20,5 @@ test('every 429 and 503 in the error table says when to retry, and a TubeError c
     t.true('retryAfter' in spec && Number.isInteger(spec.retryAfter) && spec.retryAfter > 0, code);
     t.is(new TubeError(code as ErrorCode).retryAfter, 'retryAfter' in spec ? spec.retryAfter : undefined, code);
   }
-  t.is(new TubeError('S3_ERROR', 'detail', { retryAfter: 9 }).retryAfter, 9, 'a cause that knows better overrides the table');
+  t.is(new TubeError('STORE_ERROR', 'detail', { retryAfter: 9 }).retryAfter, 9, 'a cause that knows better overrides the table');
 });
