@@ -16,6 +16,7 @@ import type { Config } from '../config.js';
 import { TubeError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { ObjectKeys, type VideoRef } from './keys.js';
+import { DeadlineHttpHandler, type S3Deadlines } from './s3-deadlines.js';
 import { parseManifest, sliceBounds, type Manifest } from './manifest.js';
 
 /** After a failed S3 request, S3 is skipped for this long (nginx's fail_timeout), so an outage costs one timeout, not one per request. */
@@ -32,7 +33,7 @@ export interface S3Settings {
   secretAccessKey: string;
   forcePathStyle: boolean;
   checksums: 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
-  timeoutMs: number;
+  deadlines: S3Deadlines;
 }
 
 export const s3SettingsFrom = (config: Config, endpoint = config.S3_ENDPOINT || undefined): S3Settings => ({
@@ -44,7 +45,7 @@ export const s3SettingsFrom = (config: Config, endpoint = config.S3_ENDPOINT || 
   secretAccessKey: config.S3_SECRET_ACCESS_KEY,
   forcePathStyle: config.S3_FORCE_PATH_STYLE,
   checksums: config.S3_CHECKSUMS,
-  timeoutMs: config.S3_TIMEOUT,
+  deadlines: { connectMs: config.S3_CONNECT_TIMEOUT, firstByteMs: config.S3_FIRST_BYTE_TIMEOUT, idleMs: config.S3_IDLE_TIMEOUT },
 });
 
 /** `overrides` are for tests and tools (e.g. `maxAttempts: 1`); the service uses the settings alone. */
@@ -60,12 +61,7 @@ export function createS3Client(settings: S3Settings, overrides: Partial<S3Client
     requestChecksumCalculation: settings.checksums,
     responseChecksumValidation: settings.checksums,
     maxAttempts: 2,
-    requestHandler: {
-      connectionTimeout: settings.timeoutMs,
-      requestTimeout: settings.timeoutMs,
-      httpAgent: new HttpAgent(agentOptions),
-      httpsAgent: new Agent(agentOptions),
-    },
+    requestHandler: new DeadlineHttpHandler(settings.deadlines, { httpAgent: new HttpAgent(agentOptions), httpsAgent: new Agent(agentOptions) }),
     ...overrides,
   });
 }
@@ -143,8 +139,8 @@ export class S3Tier {
   }
 
   async getText(key: string): Promise<string | undefined> {
-    const response = await this.#call('get', () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })), { missIsOk: true });
-    return response?.Body ? response.Body.transformToString() : undefined;
+    // The body is read inside the call, so a body that stalls counts as an S3 failure too.
+    return this.#call('get', async () => (await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }))).Body?.transformToString(), { missIsOk: true });
   }
 
   async putText(key: string, body: string, contentType: string): Promise<void> {

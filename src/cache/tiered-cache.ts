@@ -42,6 +42,7 @@ export class TieredCache {
   readonly #pendingPersisted = new Map<string, { manifest: Manifest; indexes: Set<number> }>();
   readonly #touched: LRUCache<string, true>;
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
+  #closing = false;
 
   constructor(options: { config: Config; memory: MemoryTier; s3: S3Tier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
     this.#config = options.config;
@@ -238,6 +239,8 @@ export class TieredCache {
   #persist(manifest: Manifest, index: number, bytes: Buffer): void {
     const task = this.#s3.available
       ? this.#uploads.tryRun(async () => {
+          // Queued while S3 was up: skip it if S3 failed meanwhile or the service is closing.
+          if (this.#closing || !this.#s3.available) return void this.#metrics.uploadsDropped.inc();
           try {
             await this.#s3.putSlice(manifest, index, bytes);
             this.#metrics.uploads.inc({ outcome: 'ok' });
@@ -349,9 +352,21 @@ export class TieredCache {
     }
   }
 
-  /** Waits for background uploads (shutdown, tests). */
+  /** Waits for background uploads (tests). */
   async idle(): Promise<void> {
     await this.#uploads.idle();
+  }
+
+  /**
+   * Shutdown: uploads, queued and running, get up to `ms` to finish; then the
+   * queue is dropped. A PUT abandoned when the process ends leaves nothing
+   * visible: a slice or manifest PUT is all or nothing.
+   */
+  async close(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#uploads.idle(), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+    clearTimeout(timer);
+    this.#closing = true;
   }
 }
 

@@ -39,12 +39,19 @@ test('every invalid value stops start-up with a message naming the variable', (t
     ORIGIN_ALLOWED_HOSTS: 'good.com,bad host',
     YTDLP_URL_TEMPLATE: 'https://example.com/watch',
     LOG_LEVEL: 'loud',
+    S3_IDLE_TIMEOUT: '0',
   };
   for (const [name, value] of Object.entries(bad)) {
     const error = t.throws(() => loadConfig({ [name]: value }), { instanceOf: ConfigError }, name);
     t.is(error?.variable, name);
     t.true(error?.message.startsWith(`${name}:`), error?.message);
   }
+});
+
+test('S3_TIMEOUT, replaced by three deadlines, stops start-up naming its replacements', (t) => {
+  const error = t.throws(() => loadConfig({ S3_TIMEOUT: '5s' }), { instanceOf: ConfigError });
+  t.is(error?.variable, 'S3_TIMEOUT');
+  for (const name of ['S3_CONNECT_TIMEOUT', 'S3_FIRST_BYTE_TIMEOUT', 'S3_IDLE_TIMEOUT']) t.true(error?.message.includes(name), name);
 });
 
 test('extra yt-dlp arguments come as JSON or words', (t) => {
