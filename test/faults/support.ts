@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -181,4 +181,17 @@ export async function checkPersisted(t: ExecutionContext, env: Record<string, st
   } finally {
     s3.client.destroy();
   }
+}
+
+/** Established connections accepted on 127.0.0.1:`port` (the service's side of its clients' connections). */
+export function serverConnections(port: number): number {
+  // /proc/net/tcp writes 127.0.0.1:port as 0100007F:<port in hex>; state 01 is ESTABLISHED.
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/self/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .filter((line) => {
+      const [, localAddress, , state] = line.trim().split(/\s+/);
+      return localAddress === local && state === '01';
+    }).length;
 }
