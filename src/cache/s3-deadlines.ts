@@ -48,14 +48,18 @@ export class DeadlineHttpHandler extends NodeHttpHandler {
     this.#deadlines = deadlines;
   }
 
+  /** `options.requestTimeout` (from `client.send(command, { requestTimeout })`) replaces the first-byte deadline for a slow kind of request. */
   override async handle(...[request, options = {}]: Parameters<Handle>): ReturnType<Handle> {
-    const { connectMs, firstByteMs, idleMs } = this.#deadlines;
+    const { connectMs, idleMs } = this.#deadlines;
+    const firstByteMs = options.requestTimeout ?? this.#deadlines.firstByteMs;
     const deadline = new AbortController();
     const caller = options.abortSignal as AbortSignal | undefined;
     const timer = setTimeout(() => deadline.abort(), firstByteMs);
     try {
       const { response } = await super.handle(request, {
         ...options,
+        // Ours, not the SDK's (which would only log).
+        requestTimeout: undefined,
         abortSignal: caller ? AbortSignal.any([caller, deadline.signal]) : deadline.signal,
       });
       response.body = idleDeadline(response.body as Readable, idleMs);

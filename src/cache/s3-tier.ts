@@ -23,6 +23,8 @@ import { parseManifest, sliceBounds, type Manifest } from './manifest.js';
 const S3_DOWN_MS = 5_000;
 /** DeleteObjects takes at most this many keys. */
 export const DELETE_BATCH = 1000;
+/** A DeleteObjects of a full batch may take S3 seconds before it answers (off the request path: prune, rm). */
+const DELETE_FIRST_BYTE_MS = 30_000;
 
 export interface S3Settings {
   endpoint: string | undefined;
@@ -84,12 +86,14 @@ export class S3Tier {
   readonly bucket: string;
   #downUntil = 0;
   readonly #metrics: Metrics;
+  readonly #firstByteMs: number;
 
   constructor(settings: S3Settings, metrics: Metrics, client = createS3Client(settings)) {
     this.client = client;
     this.bucket = settings.bucket;
     this.keys = new ObjectKeys(settings.prefix);
     this.#metrics = metrics;
+    this.#firstByteMs = settings.deadlines.firstByteMs;
   }
 
   /** False while a recent failure keeps S3 out of the request path. */
@@ -215,7 +219,9 @@ export class S3Tier {
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH);
       const result = await this.#call('delete', () =>
-        this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })),
+        this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), {
+          requestTimeout: Math.max(DELETE_FIRST_BYTE_MS, this.#firstByteMs),
+        }),
       );
       for (const error of result?.Errors ?? []) failed.push({ key: error.Key ?? '?', message: error.Message ?? error.Code ?? 'delete failed' });
     }

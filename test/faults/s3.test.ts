@@ -1,7 +1,8 @@
 import test, { type ExecutionContext } from 'ava';
+import { pino } from 'pino';
 import type { VideoId } from '../../src/origin/video-id.js';
 import { slowDown, startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { fixture, fixtureSha, startHarness, type Harness, type Node } from '../helpers/harness.js';
+import { eventually, fixture, fixtureSha, startHarness, type Harness, type Node } from '../helpers/harness.js';
 import { baseline, checkPersisted, streamGet } from './support.js';
 
 // One S3 fault at a time, each through a fault proxy in front of the test's real S3 server.
@@ -91,26 +92,49 @@ for (const [name, fault] of [
   });
 }
 
-test.serial('S3 reset mid-slice: the slice continues from the origin at the exact byte', async (t) => {
-  const id = await persistedVideo();
-  const before = baseline();
-  const node = await h.node(env());
+/** Cuts or stalls S3 inside the first slice's body, `from` the proxy's bytesDown when the read began; resolves when done. */
+const midSlice = {
   // Bytes count per connection: the manifest (~1 KiB) passes, the first slice is cut ~64 KiB in.
-  proxy.set({ resetAfterBytes: 64 * 1024 });
-  const originBefore = h.origin.statsFor(id).requests.length;
+  'reset mid-slice': { logged: /ECONNRESET|aborted|socket hang up/, apply: async () => proxy.set({ resetAfterBytes: 64 * 1024 }) },
+  // Slowed so the stall lands inside the slice, then nothing more: S3_IDLE_TIMEOUT fires.
+  'stalled mid-slice': {
+    logged: /S3_IDLE_TIMEOUT/,
+    async apply(from: number) {
+      proxy.set({ bandwidth: 100_000 });
+      await eventually(() => proxy.stats().bytesDown - from > 64 * 1024, 30_000, 'part of a slice to pass');
+      proxy.set({ frozen: true });
+    },
+  },
+};
 
-  await servesExactly(t, node, id);
-  t.true(proxy.stats().resets >= 1, 'S3 reset the connection');
-  const starts = h.origin.statsFor(id).requests.slice(originBefore).map((request) => Number(/bytes=(\d+)-/.exec(request.range ?? '')?.[1]));
-  t.true(
-    starts.some((start) => start % SLICE !== 0),
-    `the origin was asked from inside a slice (where S3 stopped): ${starts.join(', ')}`,
-  );
-  await node.close();
-  proxy.clear();
-  await persistedIntact(t, node, id);
-  await before.restored();
-});
+for (const [name, fault] of Object.entries(midSlice)) {
+  test.serial(`S3 ${name}: the slice continues from the origin at the exact byte`, async (t) => {
+    const id = await persistedVideo();
+    const before = baseline();
+    const warnings: string[] = [];
+    const node = await h.node(env(), undefined, pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) }));
+    const originBefore = h.origin.statsFor(id).requests.length;
+    const bytesBefore = proxy.stats().bytesDown;
+    const reply = servesExactly(t, node, id);
+    await fault.apply(bytesBefore);
+    await reply;
+    t.true(
+      warnings.some((line) => line.includes('continuing from the origin') && fault.logged.test(line)),
+      'the S3 slice read failed for that reason',
+    );
+    t.true(proxy.stats().bytesDown - bytesBefore > SLICE / 8, 'part of the slice came from S3');
+    t.regex(await metricsOf(node), /tubecache_s3_operations_total\{operation="get-slice",outcome="ok"\} [1-9]/, 'a slice read began');
+    const starts = h.origin.statsFor(id).requests.slice(originBefore).map((request) => Number(/bytes=(\d+)-/.exec(request.range ?? '')?.[1]));
+    t.true(
+      starts.some((start) => start % SLICE !== 0),
+      `the origin was asked from inside a slice (where S3 stopped): ${starts.join(', ')}`,
+    );
+    await node.close();
+    proxy.clear();
+    await persistedIntact(t, node, id);
+    await before.restored();
+  });
+}
 
 test.serial('S3 503 SlowDown once: the SDK retries it and the bytes still come from S3', async (t) => {
   const id = await persistedVideo();

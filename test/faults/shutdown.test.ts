@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import test from 'ava';
-import { fetchRaw, sha256, startHarness, type Harness } from '../helpers/harness.js';
-import { startServe } from './support.js';
+import test, { type ExecutionContext } from 'ava';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { eventually, fetchRaw, fixture, fixtureSha, sha256, startHarness, type Harness } from '../helpers/harness.js';
+import { startServe, streamGet } from './support.js';
 
-/** Generous: the clients need ~20 s at 2 MB/s, and the machine running the tests is shared. */
+/** Generous: the clients need ~20 s at 2 MB/s, more on a shared machine. */
 const GRACE_MS = 90_000;
 const CLIENTS = 20;
 /** A ~40 MB video, paced by the origin at 2 MB/s per response. */
@@ -11,10 +12,16 @@ const video = randomBytes(40 * 2 ** 20);
 const videoSha = sha256(video);
 
 let h: Harness;
+let s3Proxy: FaultProxy;
 test.before(async () => {
   h = await startHarness();
+  s3Proxy = await startFaultProxy({ target: h.env.S3_ENDPOINT! });
 });
-test.after.always(() => h?.close());
+test.afterEach.always(() => s3Proxy.clear());
+test.after.always(async () => {
+  await s3Proxy?.close();
+  await h?.close();
+});
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -30,14 +37,25 @@ async function refusedWithin(url: string, ms: number): Promise<boolean> {
   return false;
 }
 
-const env = () => ({ ...h.env, SLICE_BYTES: '1MiB', SHUTDOWN_GRACE: `${GRACE_MS / 1000}s` });
+/** Resolves once the origin is sending `id`: the request is in flight (a connection whose request has not been read yet is idle, and closed at once). */
+const streaming = (id: string) => eventually(() => h.origin.statsFor(id).mediaBytes > 0, 30_000, 'the origin to send');
 
-test.serial('SIGTERM while 20 clients stream a 40 MB video: every body is complete and exact, then exit 0 within SHUTDOWN_GRACE', async (t) => {
-  const id = h.video(video, { contentType: 'video/mp4', bytesPerSecond: 2e6 });
+const env = () => ({ ...h.env, S3_ENDPOINT: s3Proxy.endpoint, SLICE_BYTES: '1MiB', SHUTDOWN_GRACE: `${GRACE_MS / 1000}s` });
+
+/**
+ * 20 clients stream the 40 MB video from a real `tubecache serve`; `beforeSignal`
+ * runs 1 s after the origin started sending, then SIGTERM. Every body must be whole and exact, and the process
+ * must exit 0 within the grace.
+ */
+async function drainsOnSigterm(t: ExecutionContext, beforeSignal: () => void) {
+  t.timeout(4 * GRACE_MS);
+  const id = h.video(video, { contentType: 'video/mp4', bytesPerSecond: 2e6, reportDuration: 60 });
   const serve = await startServe(env());
   t.teardown(() => serve.child.kill('SIGKILL'));
-  const replies = Array.from({ length: CLIENTS }, () => fetchRaw(`${serve.url}/proxy/${id}`));
+  const replies = Array.from({ length: CLIENTS }, () => streamGet(`${serve.url}/proxy/${id}`));
+  await streaming(id);
   await sleep(1000);
+  beforeSignal();
   const signalled = Date.now();
   serve.child.kill('SIGTERM');
 
@@ -51,16 +69,26 @@ test.serial('SIGTERM while 20 clients stream a 40 MB video: every body is comple
   const exit = await serve.exited;
   t.is(exit.code, 0);
   t.true(exit.at - signalled < GRACE_MS, `exited ${exit.at - signalled} ms after SIGTERM`);
-  t.log(`exit ${exit.at - signalled} ms after SIGTERM, ${CLIENTS} clients served to the end`);
   t.true(serve.logs.some((entry) => entry.msg === 'shut down'));
+  return exit.at - signalled;
+}
+
+test.serial('SIGTERM while 20 clients stream a 40 MB video: every body is complete and exact, then exit 0 within SHUTDOWN_GRACE', async (t) => {
+  const ms = await drainsOnSigterm(t, () => undefined);
+  t.log(`exit ${ms} ms after SIGTERM, ${CLIENTS} clients served to the end`);
+});
+
+test.serial('the same with S3 frozen: the clients still get every byte, uploads are given up, exit 0 within SHUTDOWN_GRACE', async (t) => {
+  const ms = await drainsOnSigterm(t, () => s3Proxy.set({ frozen: true }));
+  t.log(`exit ${ms} ms after SIGTERM with S3 frozen`);
 });
 
 test.serial('a second signal exits at once, without waiting for the responses in flight', async (t) => {
   const id = h.video(video, { contentType: 'video/mp4', bytesPerSecond: 1e6 });
   const serve = await startServe(env());
   t.teardown(() => serve.child.kill('SIGKILL'));
-  const reply = fetchRaw(`${serve.url}/proxy/${id}`);
-  await sleep(1000);
+  const reply = streamGet(`${serve.url}/proxy/${id}`);
+  await streaming(id);
   serve.child.kill('SIGTERM');
   await sleep(500);
   const second = Date.now();
@@ -72,5 +100,31 @@ test.serial('a second signal exits at once, without waiting for the responses in
   t.log(`exit ${exit.at - second} ms after the second signal`);
   const cut = await reply;
   t.false(cut.complete, 'the response in flight was cut short');
-  t.is(cut.sha256, sha256(video.subarray(0, cut.body.length)), 'what arrived is a correct prefix');
+  t.is(cut.sha256, sha256(video.subarray(0, cut.bytes)), 'what arrived is a correct prefix');
+});
+
+test.serial('while closing, readiness says "shutting down" at once (/readyz 503) and the response in flight ends whole', async (t) => {
+  const node = await h.node({ S3_ENDPOINT: s3Proxy.endpoint });
+  const id = h.video(fixture, { bytesPerSecond: 500_000 });
+  const reply = streamGet(`${node.url}/proxy/${id}`);
+  await streaming(id);
+  const closing = node.service.close(GRACE_MS);
+  const started = performance.now();
+  t.deepEqual(await node.service.readiness(), { shutdown: { ok: false, detail: 'shutting down' } });
+  t.true(performance.now() - started < 100, 'without running the checks');
+  const whole = await reply;
+  t.true(whole.complete);
+  t.is(whole.sha256, fixtureSha);
+  await closing;
+});
+
+test.serial('a response still running when the grace ends is cut, and close returns', async (t) => {
+  const node = await h.node({ S3_ENDPOINT: s3Proxy.endpoint });
+  const id = h.video(fixture, { bytesPerSecond: 100_000 });
+  const reply = streamGet(`${node.url}/proxy/${id}`);
+  await streaming(id);
+  await node.service.close(1000);
+  const cut = await reply;
+  t.false(cut.complete, 'cut at the end of the grace');
+  t.is(cut.sha256, sha256(fixture.subarray(0, cut.bytes)));
 });
