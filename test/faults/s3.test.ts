@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import type { VideoId } from '../../src/origin/video-id.js';
 import { slowDown, startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { eventually, fixture, fixtureSha, startHarness, type Harness, type Node } from '../helpers/harness.js';
-import { baseline, checkPersisted, streamGet } from './support.js';
+import { baseline, checkPersisted, DEFAULT_S3_DEADLINES, streamGet } from './support.js';
 
 // One S3 fault at a time, each through a fault proxy in front of the test's real S3 server.
 // Serial: the fd and socket counts are the whole process's.
@@ -25,8 +25,8 @@ test.after.always(async () => {
   await h?.close();
 });
 
-/** Every slice in S3, through the proxy as everything else. */
-const env = () => ({ S3_ENDPOINT: proxy.endpoint, PERSIST: 'full' });
+/** Every slice in S3, through the proxy, with the S3 deadlines as shipped. */
+const env = () => ({ S3_ENDPOINT: proxy.endpoint, PERSIST: 'full', ...DEFAULT_S3_DEADLINES });
 
 /** A video whose every slice a first node persisted; the node is closed again. */
 async function persistedVideo(): Promise<string> {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { eventually, fetchRaw, fixture, fixtureSha, sha256, startHarness, type Harness } from '../helpers/harness.js';
-import { startServe, streamGet } from './support.js';
+import { DEFAULT_S3_DEADLINES, startServe, streamGet } from './support.js';
 
 /** Generous: the clients need ~20 s at 2 MB/s, more on a shared machine. */
 const GRACE_MS = 90_000;
@@ -40,7 +40,7 @@ async function refusedWithin(url: string, ms: number): Promise<boolean> {
 /** Resolves once the origin is sending `id`: the request is in flight (a connection whose request has not been read yet is idle, and closed at once). */
 const streaming = (id: string) => eventually(() => h.origin.statsFor(id).mediaBytes > 0, 30_000, 'the origin to send');
 
-const env = () => ({ ...h.env, S3_ENDPOINT: s3Proxy.endpoint, SLICE_BYTES: '1MiB', SHUTDOWN_GRACE: `${GRACE_MS / 1000}s` });
+const env = () => ({ ...h.env, ...DEFAULT_S3_DEADLINES, S3_ENDPOINT: s3Proxy.endpoint, SLICE_BYTES: '1MiB', SHUTDOWN_GRACE: `${GRACE_MS / 1000}s` });
 
 /**
  * 20 clients stream the 40 MB video from a real `tubecache serve`; `beforeSignal`

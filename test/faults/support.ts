@@ -8,13 +8,20 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { ExecutionContext } from 'ava';
 import type { VideoRef } from '../../src/cache/keys.js';
 import { S3Tier, s3SettingsFrom } from '../../src/cache/s3-tier.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, SETTINGS } from '../../src/config.js';
 import { createMetrics } from '../../src/metrics.js';
 import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { eventually, sha256 } from '../helpers/harness.js';
 import type { Origin } from '../helpers/origin.js';
 
 const BIN = fileURLToPath(new URL('../../bin/tubecache.js', import.meta.url));
+
+/** The S3 deadlines as shipped (the harness relaxes them for the tests that are not about S3 faults). */
+export const DEFAULT_S3_DEADLINES = {
+  S3_CONNECT_TIMEOUT: SETTINGS.S3_CONNECT_TIMEOUT.default,
+  S3_FIRST_BYTE_TIMEOUT: SETTINGS.S3_FIRST_BYTE_TIMEOUT.default,
+  S3_IDLE_TIMEOUT: SETTINGS.S3_IDLE_TIMEOUT.default,
+};
 
 export interface Exit {
   code: number | null;
