@@ -161,11 +161,12 @@ export const SETTINGS = {
 
 export type SettingName = keyof typeof SETTINGS;
 
+export type Config = { readonly [K in SettingName]: ReturnType<(typeof SETTINGS)[K]['parse']> };
+
 /** Settings that no longer exist: start-up stops and names what replaced them, rather than silently ignoring them. */
 const RETIRED: Record<string, string> = {
   S3_TIMEOUT: 'replaced by S3_CONNECT_TIMEOUT, S3_FIRST_BYTE_TIMEOUT and S3_IDLE_TIMEOUT; unset it',
 };
-export type Config = { readonly [K in SettingName]: ReturnType<(typeof SETTINGS)[K]['parse']> };
 
 /** Reads every setting from `env`; the first invalid one throws a ConfigError naming it. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
