@@ -1,10 +1,8 @@
 /**
  * The bench's backend process: the YouTube-like origin (test/helpers/origin.ts)
- * and, unless S3_ENDPOINT is given, the embedded S3 server. Its own process so
- * neither shares an event loop with the load generator; the parent drives it
+ * Its own process so it does not share an event loop with the load generator; the parent drives it
  * over IPC (bench/backend.ts).
  */
-import { startEmbeddedS3, type EmbeddedS3 } from '../src/cache/embedded-s3.js';
 import { startOrigin, type Fault } from '../test/helpers/origin.js';
 import { VIDEO_KINDS, videoBytes, type VideoDecl } from './videos.js';
 import type { BackendReady, BackendRequest, MediaStats } from './backend.js';
@@ -12,8 +10,6 @@ import type { BackendReady, BackendRequest, MediaStats } from './backend.js';
 const send = (message: unknown) => process.send!(message);
 
 const origin = await startOrigin();
-const s3Directory = process.env.BENCH_S3_DIRECTORY;
-const s3: EmbeddedS3 | undefined = s3Directory ? await startEmbeddedS3({ directory: s3Directory, bucket: process.env.BENCH_S3_BUCKET, silent: true }) : undefined;
 
 const handlers = {
   /** Adds the videos and mints one long-lived signed URL each, for the proxies that cannot run yt-dlp. */
@@ -43,7 +39,7 @@ const handlers = {
     };
   },
   async close(): Promise<void> {
-    await Promise.all([origin.close(), s3?.close()]);
+    await origin.close();
   },
 };
 
@@ -59,7 +55,7 @@ process.on('message', async ({ seq, method, args }: BackendRequest) => {
 // The parent died without closing us: do not linger.
 process.on('disconnect', () => process.exit(0));
 
-const ready: BackendReady = { originUrl: origin.url, token: origin.token, s3Endpoint: s3?.endpoint };
+const ready: BackendReady = { originUrl: origin.url, token: origin.token };
 send({ ready });
 
 export type BackendHandlers = typeof handlers;

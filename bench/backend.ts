@@ -16,8 +16,6 @@ export interface MediaStats {
 export interface BackendReady {
   originUrl: string;
   token: string;
-  /** The embedded S3 server, when the bench started one. */
-  s3Endpoint: string | undefined;
 }
 
 type Method = keyof BackendHandlers;
@@ -33,11 +31,10 @@ export type Backend = BackendReady & {
   close(): Promise<void>;
 };
 
-/** Starts the backend; `s3Directory` set starts the embedded S3 server there with `bucket`. */
-export async function startBackend(options: { s3Directory?: string; bucket: string }): Promise<Backend> {
+/** Starts the backend. */
+export async function startBackend(): Promise<Backend> {
   const child: ChildProcess = fork(fileURLToPath(new URL('./backend-main.ts', import.meta.url)), [], {
-    execArgv: ['--import', 'tsx', '--openssl-legacy-provider'],
-    env: { ...process.env, BENCH_S3_DIRECTORY: options.s3Directory ?? '', BENCH_S3_BUCKET: options.bucket },
+    execArgv: ['--import', 'tsx'],
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -1,5 +1,5 @@
 /** What every scenario gets: the options, the running systems, the backend, and ways to start more tubecache processes. */
-import type { S3Tier } from '../src/cache/s3-tier.js';
+import type { StoreTier } from '../src/cache/store-tier.js';
 import type { Backend } from './backend.js';
 import type { System, SystemName } from './systems/process.js';
 import type { VideoDecl } from './videos.js';
@@ -79,8 +79,8 @@ export interface Bench {
   systems: System[];
   /** Settings every tubecache process gets (S3, stand-in yt-dlp, origin allowed). */
   tubecacheEnv: Record<string, string>;
-  /** The S3 tier as tubecache sees it (same bucket and prefix), for baselines and for waiting on uploads. */
-  s3: S3Tier;
+  /** The store as tubecache sees it (same bucket or DATA_DIR, same prefix), for baselines and for waiting on uploads. */
+  store: StoreTier;
   /** tubecache's configuration as its processes load it (slice size, head, format). */
   config: Config;
   /** The format part of tubecache's object keys. */

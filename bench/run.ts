@@ -15,7 +15,7 @@
  *   BENCH_ENV_<NAME>=value   sets NAME for the tubecache processes, for experiments (BENCH_ENV_NODE_OPTIONS=--max-semi-space-size=2)
  *   BENCH_KEEP=1             keep the temporary directory (logs, configs, profiles)
  *   BENCH_NGINX, BENCH_VARNISHD   other binaries (`none`: leave that column out)
- *   S3_ENDPOINT (+ S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_BUCKET, S3_REGION, S3_PREFIX)   an existing S3 instead of the embedded one
+ *   S3_ENDPOINT (+ S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_BUCKET, S3_REGION, S3_PREFIX)   an S3 bucket instead of the disk store under the bench's directory
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,7 +23,7 @@ import { cpus as cpuList, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatKey } from '../src/cache/keys.js';
-import { S3Tier, s3SettingsFrom } from '../src/cache/s3-tier.js';
+import { openStore } from '../src/cache/open-store.js';
 import { loadConfig, SETTINGS } from '../src/config.js';
 import { createMetrics } from '../src/metrics.js';
 import { parseSize } from '../src/units.js';
@@ -103,8 +103,7 @@ async function main(): Promise<void> {
   log(`working directory ${dir}${options.quick ? ' (quick mode)' : ''}`);
 
   const external = env.S3_ENDPOINT;
-  const bucket = external ? (env.S3_BUCKET ?? 'tubecache') : 'tubecache-bench';
-  const backend = await startBackend({ s3Directory: external ? undefined : join(dir, 's3'), bucket });
+  const backend = await startBackend();
   const running: System[] = [];
   const failures: { id: string; error: string }[] = [];
   const reports: ScenarioReport[] = [];
@@ -119,7 +118,7 @@ async function main(): Promise<void> {
       ? Object.fromEntries(
           Object.keys(SETTINGS).filter((name) => name.startsWith('S3_')).flatMap((name) => (env[name] ? [[name, env[name]!]] : [])),
         )
-      : { S3_ENDPOINT: backend.s3Endpoint!, S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: 'S3RVER', S3_BUCKET: bucket, S3_FORCE_PATH_STYLE: 'true' };
+      : { DATA_DIR: join(dir, 'data') };
     const tubecacheEnv: Record<string, string> = {
       ...s3Env,
       // A fresh prefix per run: nothing persisted by an earlier run is a hit.
@@ -133,7 +132,7 @@ async function main(): Promise<void> {
       ...options.tubecacheEnv,
     };
     const config = loadConfig(tubecacheEnv);
-    const s3 = new S3Tier(s3SettingsFrom(config), createMetrics());
+    const store = await openStore(config, createMetrics());
 
     const build = buildTubecache();
     const startOne = async (label: string, overrides: Record<string, string>) => {
@@ -158,7 +157,7 @@ async function main(): Promise<void> {
     log(`systems: ${systems.map((system) => `${system.name} ${system.url}`).join(', ')}`);
 
     const machine = describeMachine(systems, missing);
-    const bench: Bench = { options, backend, paths, systems, tubecacheEnv, s3, config, format: formatKey(config.YTDLP_FORMAT), startTubecache: startOne, log };
+    const bench: Bench = { options, backend, paths, systems, tubecacheEnv, store, config, format: formatKey(config.YTDLP_FORMAT), startTubecache: startOne, log };
     for (const scenario of selected) {
       log(`scenario ${scenario.id}: ${scenario.title}`);
       try {
@@ -168,7 +167,7 @@ async function main(): Promise<void> {
         failures.push({ id: scenario.id, error: (error as Error).message });
       }
     }
-    s3.client.destroy();
+    await store.store.close();
 
     const date = new Date().toISOString().slice(0, 10) + (options.quick ? '-quick' : '');
     const elapsedS = (performance.now() - started) / 1000;

@@ -1,6 +1,6 @@
 /**
  * `npm run demo`: tubecache offline. A local YouTube-like origin serves the
- * test fixture, the stand-in yt-dlp resolves it, the embedded S3 keeps the
+ * test fixture, the stand-in yt-dlp resolves it, the disk store keeps the
  * head, and the service listens on PORT (default 8080). Prints curl lines that
  * show a MISS, then a HIT.
  */
@@ -28,7 +28,7 @@ const service = await Service.create(config);
 const { url } = await service.listen();
 
 process.stdout.write(`
-tubecache demo on ${url} (origin ${origin.url}, S3 embedded under ${config.DATA_DIR})
+tubecache demo on ${url} (origin ${origin.url}, disk store under ${config.DATA_DIR})
 
   curl -s -o /dev/null -D - ${url}/proxy/${VIDEO_ID}                       # X-Cache-Status: MISS
   curl -s -o /dev/null -D - ${url}/proxy/${VIDEO_ID}                       # X-Cache-Status: HIT

@@ -1,12 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { destination, pino, type Logger } from 'pino';
-import type { S3Tier } from './cache/s3-tier.js';
+import { openStore } from './cache/open-store.js';
+import type { StoreTier } from './cache/store-tier.js';
 import { loadConfig, type Config } from './config.js';
 import { TubecacheClient, TubecacheClientError, type VideoStat } from './client.js';
 import { ConfigError, isTubeError } from './errors.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { openBucket } from './ops/bucket.js';
 import { removeVideos } from './ops/delete.js';
 import { runDoctor } from './ops/doctor.js';
 import { listAllVideos, statVideo, VIDEO_SORTS, type VideoDetail, type VideoSort } from './ops/inspect.js';
@@ -24,17 +24,15 @@ const EXIT = { ok: 0, partial: 1, usage: 2 } as const;
 /** A failure the message explains (a service that does not answer): printed without a stack, exit 1. */
 class CommandFailed extends Error {}
 
-/** Logs go to stderr (stdout is the command's output), quiet unless LOG_LEVEL asks for more. */
-const opsLogger = (config: Config): Logger => pino({ level: process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn' }, destination({ dest: 2, sync: true }));
 
-/** The bucket as the service sees it (the embedded S3 server on DATA_DIR when S3_ENDPOINT is empty), for the length of `run`. */
-async function withBucket<T>(config: Config, run: (s3: S3Tier, metrics: Metrics) => Promise<T>): Promise<T> {
+/** The store as the service sees it (the S3 bucket, or the disk store on DATA_DIR when S3_ENDPOINT is empty), for the length of `run`. */
+async function withStore<T>(config: Config, run: (store: StoreTier, metrics: Metrics) => Promise<T>): Promise<T> {
   const metrics = createMetrics();
-  const bucket = await openBucket(config, metrics);
+  const tier = await openStore(config, metrics);
   try {
-    return await run(bucket.s3, metrics);
+    return await run(tier, metrics);
   } finally {
-    await bucket.close();
+    await tier.store.close();
   }
 }
 
@@ -58,12 +56,12 @@ const idArgument = () =>
       return invalid((error as Error).message);
     }
   });
-const concurrencyOption = () => new Option('--concurrency <n>', 'S3 requests at once').argParser(countFlag(1, 64)).default(DEFAULT_CONCURRENCY);
+const concurrencyOption = () => new Option('--concurrency <n>', 'store requests at once').argParser(countFlag(1, 64)).default(DEFAULT_CONCURRENCY);
 
 async function serve(): Promise<void> {
   const service = await Service.create(loadConfig());
   const { url, adminUrl } = await service.listen();
-  service.logger.info({ url, adminUrl, s3: service.config.S3_ENDPOINT || 'embedded', format: service.config.YTDLP_FORMAT }, 'tubecache listening');
+  service.logger.info({ url, adminUrl, store: service.store.store.location, format: service.config.YTDLP_FORMAT }, 'tubecache listening');
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -103,8 +101,8 @@ async function pruneCommand(flags: PruneFlags): Promise<void> {
   };
   const progress = progressBar(process.stderr);
   const labels = { scan: 'listing objects', access: 'reading access times', delete: 'deleting objects' } as const;
-  const summary = await withBucket(cfg, (s3, metrics) =>
-    prune(s3, options, { metrics, onProgress: (phase, done, total) => progress.update(labels[phase], done, total) }).finally(() => progress.end()),
+  const summary = await withStore(cfg, (store, metrics) =>
+    prune(store, options, { metrics, onProgress: (phase, done, total) => progress.update(labels[phase], done, total) }).finally(() => progress.end()),
   );
   if (flags.json) {
     // A cron log line: the deleted videos are listed only when nothing was deleted (--dry-run).
@@ -118,7 +116,7 @@ async function pruneCommand(flags: PruneFlags): Promise<void> {
 
 async function lsCommand(flags: { json?: boolean; sort: VideoSort; limit?: number; concurrency: number }): Promise<void> {
   const cfg = loadConfig();
-  const videos = await withBucket(cfg, (s3) => listAllVideos(s3, { sort: flags.sort, limit: flags.limit, concurrency: flags.concurrency }));
+  const videos = await withStore(cfg, (store) => listAllVideos(store, { sort: flags.sort, limit: flags.limit, concurrency: flags.concurrency }));
   if (flags.json) for (const video of videos) print(JSON.stringify(video));
   else print(videoTable(videos));
 }
@@ -154,8 +152,8 @@ async function statCommand(ids: VideoId[], flags: { url?: string; token?: string
       report(id, answer?.s3 ?? [], answer?.memory ?? null);
     }
   } else {
-    await withBucket(cfg, async (s3) => {
-      for (const id of ids) report(id, await statVideo(s3, id));
+    await withStore(cfg, async (store) => {
+      for (const id of ids) report(id, await statVideo(store, id));
     });
   }
   process.exitCode = missing ? EXIT.partial : EXIT.ok;
@@ -163,7 +161,7 @@ async function statCommand(ids: VideoId[], flags: { url?: string; token?: string
 
 async function rmCommand(ids: VideoId[], flags: { json?: boolean; concurrency: number }): Promise<void> {
   const cfg = loadConfig();
-  const result = await withBucket(cfg, (s3) => removeVideos(s3, ids, { concurrency: flags.concurrency }));
+  const result = await withStore(cfg, (store) => removeVideos(store, ids, { concurrency: flags.concurrency }));
   if (flags.json) {
     print(JSON.stringify({ deleted: result.videos.map(({ id, format }) => ({ id, format })), objects: result.objects, bytes: result.bytes, missing: result.missing, failures: result.failures }));
   } else {
@@ -204,7 +202,9 @@ async function doctorCommand(flags: { json?: boolean }): Promise<void> {
 }
 
 const program = new Command('tubecache')
-  .description('A tiered cache (memory → S3 → yt-dlp/origin) for YouTube video bytes.\nEvery command reads the service\'s environment variables (S3_*, DATA_DIR, PRUNE_*, ADMIN_TOKEN…).')
+  .description('A tiered cache (memory → disk or S3 → yt-dlp/origin) for YouTube video bytes.\nEvery command reads the service\'s environment variables (S3_*, DATA_DIR, PRUNE_*, ADMIN_TOKEN…).')
+  // package.json is one level up from both src/ (tsx) and dist/ (compiled).
+  .version((JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version, '-V, --version')
   .exitOverride()
   .showHelpAfterError();
 
@@ -228,7 +228,7 @@ program
 
 program
   .command('ls')
-  .description('list cached videos: id, format, size, bytes and slices in S3, head seconds, created, last access')
+  .description('list cached videos: id, format, size, bytes and slices stored, head seconds, created, last access')
   .option('--json', 'one JSON object per line')
   .addOption(new Option('--sort <key>', 'access: most recently read first; size: largest first; created: newest first').choices(VIDEO_SORTS).default('access'))
   .option('--limit <n>', 'show at most n videos', countFlag(1, Number.MAX_SAFE_INTEGER))
@@ -237,7 +237,7 @@ program
 
 program
   .command('stat')
-  .description('everything known about a video: manifest, slices in S3, times; with --url, also what a running service holds in memory')
+  .description('everything known about a video: manifest, slices stored, times; with --url, also what a running service holds in memory')
   .addArgument(idArgument())
   .option('--url <url>', "ask a running service's admin API (http://host:ADMIN_PORT, or its PORT when ADMIN_PORT=0)")
   .option('--token <token>', 'admin token for --url (default: ADMIN_TOKEN)')
@@ -261,7 +261,7 @@ program
 
 program
   .command('doctor')
-  .description('check the configuration, S3 (reachable; put, get, list, delete) and yt-dlp, and say how to fix what is wrong')
+  .description('check the configuration, the store (reachable; put, get, list, delete) and yt-dlp, and say how to fix what is wrong')
   .option('--json', 'print the checks as one JSON object')
   .action(doctorCommand);
 
@@ -273,7 +273,7 @@ try {
     process.stderr.write(`tubecache: invalid configuration: ${error.message}\n`);
     process.exit(EXIT.usage);
   }
-  // Expected failures (S3 down, a service not answering) are one line; anything else keeps its stack.
+  // Expected failures (the store down, a service not answering) are one line; anything else keeps its stack.
   const expected = isTubeError(error) || error instanceof CommandFailed;
   process.stderr.write(`tubecache: ${expected ? (error as Error).message : ((error as Error).stack ?? error)}\n`);
   process.exit(EXIT.partial);

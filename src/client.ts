@@ -1,13 +1,14 @@
 /**
  * `tubecache/client`: what another service (a room server, a playlist API)
  * needs to use tubecache — player URLs, prefetch requests, and the admin view
- * of one video. It speaks HTTP with the global `fetch`, and has no import from
- * the server beyond the video id check, so the two cannot disagree about ids.
+ * of one video. It speaks HTTP with the global `fetch`. Its only runtime
+ * imports (the video id check, the limiter) import nothing themselves, so an
+ * installed client loads none of the server's dependencies (test/package).
  */
 import type { Manifest } from './cache/manifest.js';
 import type { ErrorCode } from './errors.js';
 import { Limiter } from './limiter.js';
-import type { VideoDetail } from './ops/inspect.js';
+import type { VideoDetail } from './ops/video-info.js';
 import { isVideoId, type VideoId } from './origin/video-id.js';
 
 export { isVideoId, type VideoId };
@@ -24,7 +25,9 @@ export type ClientErrorCode =
   /** A 2xx whose body is not the JSON the route documents. */
   | 'BAD_RESPONSE'
   /** `stat` needs the `adminToken` option. */
-  | 'NO_ADMIN_TOKEN';
+  | 'NO_ADMIN_TOKEN'
+  /** Not sent: tubecache answered a prefetch 429 and its Retry-After has not passed yet (see `retryAfter`). */
+  | 'BUSY';
 
 export class TubecacheClientError extends Error {
   readonly code: ClientErrorCode;
@@ -32,7 +35,7 @@ export class TubecacheClientError extends Error {
   readonly status: number | undefined;
   /** tubecache's own error code from the `{ error: { code } }` body, when it sent one. */
   readonly serverCode: ErrorCode | undefined;
-  /** Seconds to wait before retrying, from Retry-After (503s). */
+  /** Seconds to wait before retrying, from Retry-After (429s and 503s). */
   readonly retryAfter: number | undefined;
 
   constructor(code: ClientErrorCode, message: string, details: { status?: number; serverCode?: ErrorCode; retryAfter?: number; cause?: unknown } = {}) {
@@ -83,6 +86,8 @@ export interface VideoStat {
 export const DEFAULT_TIMEOUT_MS = 5000;
 export const DEFAULT_PREFETCH_QUEUE_DEPTH = 2;
 const DEFAULT_PREFETCH_CONCURRENCY = 4;
+/** How long prefetches pause after a 429 that carries no usable Retry-After (a proxy in between). */
+const DEFAULT_BUSY_SECONDS = 1;
 
 const consoleLogger: ClientLogger = { warn: (details, message) => console.warn(`tubecache client: ${message}`, details) };
 
@@ -94,6 +99,8 @@ export class TubecacheClient {
   readonly #adminToken: string | undefined;
   readonly #logger: ClientLogger;
   readonly #prefetchConcurrency: number;
+  /** After a 429, prefetches are not sent before this time (ms since the epoch). */
+  #prefetchPausedUntil = 0;
 
   constructor(options: TubecacheClientOptions) {
     this.baseUrl = withoutTrailingSlash(options.baseUrl);
@@ -115,16 +122,24 @@ export class TubecacheClient {
    * Asks tubecache to warm the head of a video (memory and S3). Never rejects:
    * it runs inside message handlers, where a thrown error would break the
    * handler for a cache that is only an optimisation. Failures are logged and
-   * returned as `{ ok: false, error }`.
+   * returned as `{ ok: false, error }`. A 429 (tubecache's prefetch queue is
+   * full) is a soft failure: prefetches are then not sent until its
+   * Retry-After has passed, and answer BUSY without being logged.
    */
   async prefetch(id: string): Promise<PrefetchResult> {
     try {
-      const response = await this.#request('POST', `/prefetch/${checkedId(id)}`);
+      const path = `/prefetch/${checkedId(id)}`;
+      const waitMs = this.#prefetchPausedUntil - Date.now();
+      if (waitMs > 0) {
+        return { ok: false, id, error: new TubecacheClientError('BUSY', `prefetch not sent: tubecache asked to wait ${Math.ceil(waitMs / 1000)} s more`, { retryAfter: Math.ceil(waitMs / 1000) }) };
+      }
+      const response = await this.#request('POST', path);
       await expectStatus(response, 202);
       await response.body?.cancel();
       return { ok: true, id };
     } catch (caught) {
       const error = asClientError(caught);
+      if (error.status === 429) this.#prefetchPausedUntil = Date.now() + (error.retryAfter ?? DEFAULT_BUSY_SECONDS) * 1000;
       this.#logger.warn({ videoId: id, code: error.code, status: error.status, serverCode: error.serverCode, err: error }, 'prefetch failed');
       return { ok: false, id, error };
     }

@@ -83,6 +83,18 @@ const hostList = (defaultValue: string, doc: string): Setting<string[]> => ({
   },
 });
 
+/** An http(s) base URL, or empty; kept without its trailing slash so paths join with `${url}/…`. */
+const baseUrl = (doc: string): Setting<string> => ({
+  default: '',
+  doc,
+  parse(raw, name) {
+    if (raw === '') return raw;
+    const url = URL.canParse(raw) ? new URL(raw) : undefined;
+    if (!url || !/^https?:$/.test(url.protocol) || url.search || url.hash || url.username) return fail(name, `expected an http(s) URL such as https://cache.example.com, got "${raw}"`);
+    return url.href.replace(/\/+$/, '');
+  },
+});
+
 /** Extra yt-dlp arguments: a JSON array of strings, or words separated by spaces. */
 const argList = (doc: string): Setting<string[]> => ({
   default: '',
@@ -105,20 +117,20 @@ export const SETTINGS = {
   HOST: str('127.0.0.1', 'address to listen on (0.0.0.0 in containers)'),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level'),
 
-  S3_ENDPOINT: str('', 'S3 endpoint URL; empty starts the embedded S3 server (s3rver) on 127.0.0.1'),
+  S3_ENDPOINT: str('', 'S3 endpoint URL; empty keeps objects in the disk store under DATA_DIR'),
   S3_REGION: str('us-east-1', 'S3 region'),
   S3_BUCKET: str('tubecache', 'bucket name'),
-  S3_PREFIX: str('', 'key prefix inside the bucket, e.g. "tubecache/"'),
-  S3_ACCESS_KEY_ID: str('', 'access key (empty: the AWS SDK default chain; S3RVER for the embedded server)'),
+  S3_PREFIX: str('', 'key prefix inside the bucket (or DATA_DIR), e.g. "tubecache/"'),
+  S3_ACCESS_KEY_ID: str('', 'access key (empty: the AWS SDK default chain)'),
   S3_SECRET_ACCESS_KEY: str('', 'secret key'),
-  S3_FORCE_PATH_STYLE: bool('true', 'path-style URLs (MinIO, Ceph, s3rver); false for virtual-hosted AWS'),
+  S3_FORCE_PATH_STYLE: bool('true', 'path-style URLs (MinIO, Ceph RGW); false for virtual-hosted AWS'),
   S3_CHECKSUMS: oneOf(['WHEN_REQUIRED', 'WHEN_SUPPORTED'], 'WHEN_REQUIRED', "the AWS SDK's request checksum calculation and response validation"),
   S3_CREATE_BUCKET: bool('true', 'create the bucket at start-up when it does not exist'),
   // A deadline of 0 would fail every request, not disable the deadline.
   S3_CONNECT_TIMEOUT: duration('1s', 'S3 connect timeout', 1),
-  S3_FIRST_BYTE_TIMEOUT: duration('2s', 'S3 time from sending a request to its response headers (a PUT\'s body included)', 1),
+  S3_FIRST_BYTE_TIMEOUT: duration('2s', "S3 time from sending a request to its response headers (a PUT's body included)", 1),
   S3_IDLE_TIMEOUT: duration('2s', 'S3 idle timeout between body chunks; a slice read that stalls continues from the origin', 1),
-  DATA_DIR: str('./data', 'where the embedded S3 server keeps its objects'),
+  DATA_DIR: str('./data', 'the disk store (when S3_ENDPOINT is empty): objects under DATA_DIR/objects, written atomically'),
 
   MEMORY_CACHE_BYTES: size('100MiB', 'byte budget of the in-memory LRU'),
   MEMORY_CACHE_TTL: duration('5m', 'time to live of an entry in memory'),
@@ -136,6 +148,7 @@ export const SETTINGS = {
   YTDLP_EXTRA_ARGS: argList('extra yt-dlp arguments (cookies, proxy): JSON array or space-separated'),
   YTDLP_CONCURRENCY: int('4', 'yt-dlp processes at once', 1, 64),
   YTDLP_QUEUE: int('64', 'resolutions waiting for a yt-dlp slot; more answer 503', 0),
+  PREFETCH_BACKLOG: int('64', 'server-side prefetches waiting for a slot (YTDLP_CONCURRENCY run at once); more answer 429', 0),
   RESOLVE_TIMEOUT: duration('20s', 'yt-dlp runs longer than this are killed (504)'),
   RESOLVE_MARGIN: duration('10m', 'a resolved URL is dropped this long before its expire='),
   RESOLVE_TTL: duration('1h', 'how long a resolved URL without expire= is kept'),
@@ -154,6 +167,7 @@ export const SETTINGS = {
 
   ADMIN_TOKEN: str('', 'enables the admin API; clients send Authorization: Bearer <token>'),
   ADMIN_PORT: int('0', 'serve the admin API on its own port (0: on PORT)', 0, 65535),
+  ADMIN_PUBLIC_URL: baseUrl("the public listener as the admin page's browser reaches it, for preview and prefetch when ADMIN_PORT is set"),
   PRUNE_INTERVAL: optionalDuration('run prune inside the service this often (one node only)'),
   PRUNE_TTL: duration('7d', 'prune deletes videos not accessed for this long'),
   PRUNE_MAX_BYTES: size('0', 'prune then deletes least recently accessed videos above this size (0: no limit)'),

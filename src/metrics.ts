@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type TierName = 'memory' | 's3' | 'origin';
+export type TierName = 'memory' | 'disk' | 's3' | 'origin';
 
 /**
  * Every counter tubecache exposes on /metrics. One registry per service so
@@ -12,7 +12,11 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
   /** Filled in by the parts that own the numbers; read when /metrics is scraped. */
-  const sources: { memory?: () => { bytes: number; entries: number }; uploadQueue?: () => number } = {};
+  const sources: {
+    memory?: () => { bytes: number; entries: number; budget: number };
+    uploadQueue?: () => number;
+    store?: () => { name: string; available: boolean };
+  } = {};
   return {
     sources,
     registry,
@@ -24,15 +28,55 @@ export function createMetrics() {
     flightJoins: new Counter({ name: 'tubecache_inflight_joins_total', help: 'Readers that joined a slice fetch already in flight', registers }),
     flightsAborted: new Counter({ name: 'tubecache_inflight_aborted_total', help: 'Slice fetches stopped because no reader or upload needed them', registers }),
     ytdlpRuns: new Counter({ name: 'tubecache_ytdlp_runs_total', help: 'yt-dlp runs by outcome', labelNames: ['outcome'], registers }),
+    requestSeconds: new Histogram({
+      name: 'tubecache_request_duration_seconds',
+      help: 'Time from request to the last byte handed to the socket, by route class and X-Cache-Status (none off /proxy)',
+      labelNames: ['route', 'status'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    }),
+    firstByteSeconds: new Histogram({
+      name: 'tubecache_first_byte_seconds',
+      help: 'Proxy GETs: time from request to the first body byte, by X-Cache-Status',
+      labelNames: ['status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20],
+      registers,
+    }),
+    storeSeconds: new Histogram({
+      name: 'tubecache_store_operation_duration_seconds',
+      help: 'Object store (disk or S3) request time (to the first bytes for reads) by store, operation and outcome',
+      labelNames: ['store', 'operation', 'outcome'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    originFirstByteSeconds: new Histogram({
+      name: 'tubecache_origin_first_byte_seconds',
+      help: 'Media origin requests: time to the response headers',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
     ytdlpSeconds: new Histogram({ name: 'tubecache_ytdlp_duration_seconds', help: 'yt-dlp run time by outcome', labelNames: ['outcome'], buckets: [0.25, 0.5, 1, 2, 4, 8, 16, 32], registers }),
     resolveCache: new Counter({ name: 'tubecache_resolve_cache_total', help: 'Resolutions answered from memory (hit), by a running yt-dlp (joined) or by a new run (miss)', labelNames: ['result'], registers }),
-    s3Operations: new Counter({ name: 'tubecache_s3_operations_total', help: 'S3 requests by operation and outcome', labelNames: ['operation', 'outcome'], registers }),
+    storeOperations: new Counter({ name: 'tubecache_store_operations_total', help: 'Object store (disk or S3) requests by store, operation and outcome', labelNames: ['store', 'operation', 'outcome'], registers }),
+    integrityFailures: new Counter({ name: 'tubecache_integrity_failures_total', help: 'Stored slices that failed their digest check (dropped, served from the origin)', labelNames: ['store'], registers }),
+    storeAvailable: new Gauge({
+      name: 'tubecache_store_available',
+      help: '1 while the store (disk or S3) is used; 0 during the skip window that follows a failed store request',
+      labelNames: ['store'],
+      registers,
+      collect() {
+        const store = sources.store?.();
+        if (store) this.set({ store: store.name }, store.available ? 1 : 0);
+      },
+    }),
     uploadQueue: new Gauge({ name: 'tubecache_upload_queue_length', help: 'Slices waiting for upload', registers, collect() { this.set(sources.uploadQueue?.() ?? 0); } }),
     uploadsDropped: new Counter({ name: 'tubecache_uploads_dropped_total', help: 'Slices not uploaded because the queue was full or S3 was down', registers }),
     uploads: new Counter({ name: 'tubecache_uploads_total', help: 'Slice uploads by outcome', labelNames: ['outcome'], registers }),
     memoryBytes: new Gauge({ name: 'tubecache_memory_cache_bytes', help: 'Bytes held by the memory tier', registers, collect() { this.set(sources.memory?.().bytes ?? 0); } }),
+    memoryBudget: new Gauge({ name: 'tubecache_memory_cache_budget_bytes', help: 'Byte budget of the memory tier (MEMORY_CACHE_BYTES)', registers, collect() { this.set(sources.memory?.().budget ?? 0); } }),
     memoryEntries: new Gauge({ name: 'tubecache_memory_cache_entries', help: 'Entries held by the memory tier', registers, collect() { this.set(sources.memory?.().entries ?? 0); } }),
     memoryEvictions: new Counter({ name: 'tubecache_memory_cache_evictions_total', help: 'Entries evicted from the memory tier to stay in budget', registers }),
+    prefetches: new Counter({ name: 'tubecache_prefetch_requests_total', help: 'POST /prefetch answers: accepted (queued), joined (already queued or running), refused (429, queue full)', labelNames: ['outcome'], registers }),
     pruneRuns: new Counter({ name: 'tubecache_prune_runs_total', help: 'Prune runs by outcome', labelNames: ['outcome'], registers }),
     pruneDeleted: new Counter({ name: 'tubecache_prune_deleted_objects_total', help: 'Objects deleted by prune', registers }),
   };

@@ -4,14 +4,16 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type Koa from 'koa';
 import { MemoryTier } from './cache/memory-tier.js';
-import type { S3Tier } from './cache/s3-tier.js';
+import { openStore } from './cache/open-store.js';
+import { S3Store } from './cache/s3-store.js';
+import type { StoreTier } from './cache/store-tier.js';
 import { TieredCache } from './cache/tiered-cache.js';
 import type { Config } from './config.js';
 import { ConfigError, isTubeError } from './errors.js';
-import { adminRoutes, createAdminApp } from './http/admin.js';
+import { adminApi, createAdminApp } from './http/admin.js';
 import { createApp } from './http/app.js';
+import type { AppServices, ReadinessCheck } from './http/services.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { openBucket, type Bucket } from './ops/bucket.js';
 import { Pruner } from './ops/prune.js';
 import { OriginFetcher } from './origin/fetcher.js';
 import { Resolver } from './origin/resolver.js';
@@ -23,21 +25,16 @@ const READY_CHECK_MS = 1_500;
 /** While draining, keep-alive connections that finish a response are closed this often instead of waiting for a next request. */
 const DRAIN_POLL_MS = 100;
 
-export interface ReadinessCheck {
-  ok: boolean;
-  detail?: string;
-}
-
 /**
  * Everything one tubecache process runs, wired once: the tiers, the origin,
  * the metrics and the HTTP app. `main` and the tests both build it this way.
  */
-export class Service {
+export class Service implements AppServices {
   readonly config: Config;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly memory: MemoryTier;
-  readonly s3: S3Tier;
+  readonly store: StoreTier;
   readonly resolver: Resolver;
   readonly fetcher: OriginFetcher;
   readonly cache: TieredCache;
@@ -45,34 +42,33 @@ export class Service {
   readonly app: Koa;
   /** The admin API when it has a port of its own (ADMIN_TOKEN and ADMIN_PORT set). */
   readonly adminApp: Koa | undefined;
-  readonly #bucket: Bucket;
   #servers: Server[] = [];
   #ytdlpCheck: { at: number; result: ReadinessCheck } | undefined;
   #closing = false;
 
-  private constructor(config: Config, logger: Logger, metrics: Metrics, bucket: Bucket) {
+  private constructor(config: Config, logger: Logger, metrics: Metrics, store: StoreTier) {
     this.config = config;
     this.logger = logger;
-    this.#bucket = bucket;
     this.metrics = metrics;
     this.memory = new MemoryTier({ maxBytes: config.MEMORY_CACHE_BYTES, ttlMs: config.MEMORY_CACHE_TTL, metrics: this.metrics });
-    this.s3 = bucket.s3;
-    this.resolver = new Resolver({ config, memory: this.memory, metrics: this.metrics, logger });
+    this.store = store;
+    this.resolver = new Resolver({ config, metrics: this.metrics, logger });
     this.fetcher = new OriginFetcher({ config, resolver: this.resolver, metrics: this.metrics, logger });
-    this.cache = new TieredCache({ config, memory: this.memory, s3: this.s3, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });
-    this.pruner = new Pruner({ s3: this.s3, config, metrics: this.metrics, logger });
+    this.cache = new TieredCache({ config, memory: this.memory, store, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });
+    this.pruner = new Pruner({ store, config, metrics: this.metrics, logger });
     const admin = config.ADMIN_TOKEN !== '';
-    this.app = createApp(this, admin && config.ADMIN_PORT === 0 ? adminRoutes(this) : undefined);
+    this.app = createApp(this, admin && config.ADMIN_PORT === 0 ? adminApi(this) : undefined);
     this.adminApp = admin && config.ADMIN_PORT !== 0 ? createAdminApp(this) : undefined;
     if (config.PRUNE_INTERVAL) this.pruner.schedule(config.PRUNE_INTERVAL);
   }
 
-  /** Builds the service; with no S3_ENDPOINT, starts the embedded S3 server under DATA_DIR first. */
+  /** Builds the service on the S3 bucket, or with no S3_ENDPOINT on the disk store under DATA_DIR. */
   static async create(config: Config, logger: Logger = pino({ level: config.LOG_LEVEL })): Promise<Service> {
     const metrics = createMetrics();
-    const service = new Service(config, logger, metrics, await openBucket(config, metrics));
+    const service = new Service(config, logger, metrics, await openStore(config, metrics));
+    const { store } = service.store;
     try {
-      await service.s3.ensureBucket(config.S3_CREATE_BUCKET);
+      if (store instanceof S3Store) await store.ensureBucket(config.S3_CREATE_BUCKET);
     } catch (error) {
       if (isTubeError(error) && !error.cause) {
         await service.close();
@@ -104,8 +100,8 @@ export class Service {
   /** The checks behind /readyz, each within READY_CHECK_MS; a closing service is not ready, at once, so balancers drain it. */
   async readiness(): Promise<Record<string, ReadinessCheck>> {
     if (this.#closing) return { shutdown: { ok: false, detail: 'shutting down' } };
-    const [s3, ytdlp] = await Promise.all([withinDeadline(this.s3.ping().then(() => ({ ok: true }))), withinDeadline(this.#ytdlpReady())]);
-    return { s3, ytdlp };
+    const [store, ytdlp] = await Promise.all([withinDeadline(this.store.ping().then(() => ({ ok: true }))), withinDeadline(this.#ytdlpReady())]);
+    return { store, ytdlp };
   }
 
   async #ytdlpReady(): Promise<ReadinessCheck> {
@@ -130,7 +126,7 @@ export class Service {
     this.#servers = [];
     await this.cache.close(Math.max(0, deadline - Date.now()));
     this.fetcher.close();
-    await this.#bucket.close();
+    await this.store.store.close();
   }
 }
 

@@ -4,20 +4,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import {
-  GetObjectCommand,
-  HeadBucketCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  paginateListObjectsV2,
-} from '@aws-sdk/client-s3';
-import { startEmbeddedS3 } from '../src/cache/embedded-s3.js';
-import { canPause, cannotPauseReason, detectDocker, s3ClientFor, startTcpGate, startTestS3, type TestS3 } from './helpers/s3.js';
+import { GetObjectCommand, HeadBucketCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { slowDown } from './helpers/fault-proxy.js';
+import { chooseTestS3, decideTestS3, detectDocker, s3ClientFor, startTestS3, type TestS3 } from './helpers/s3.js';
+
+const s3Choice = await chooseTestS3();
+const s3Test = s3Choice.available ? test.serial : test.serial.skip;
+const skipped = (title: string) => (s3Choice.available ? title : `${title} (skipped: no S3 for tests, reason above)`);
 
 let s3: TestS3;
 test.before(async () => {
-  s3 = await startTestS3();
+  if (s3Choice.available) s3 = await startTestS3();
 });
 test.after.always(async () => {
   await s3?.stop();
@@ -49,9 +46,9 @@ function tcpConnect(endpoint: string): Promise<string> {
   });
 }
 
-// Serial: the pause test takes the shared endpoint away.
+// Serial: the pause and fault tests take the shared endpoint away.
 
-test.serial('the endpoint stores and returns an object; env is complete', async (t) => {
+s3Test(skipped('the endpoint stores and returns an object; env is complete'), async (t) => {
   t.log(`S3 kind: ${s3.kind}, endpoint ${s3.env.S3_ENDPOINT}`);
   for (const name of ['S3_ENDPOINT', 'S3_REGION', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'S3_BUCKET'] as const) t.truthy(s3.env[name], name);
   t.is(s3.env.S3_FORCE_PATH_STYLE, 'true');
@@ -68,7 +65,7 @@ test.serial('the endpoint stores and returns an object; env is complete', async 
   t.is(await ranged.Body!.transformToString(), 'hello');
 });
 
-test.serial('newBucket() creates another, empty bucket with the same endpoint', async (t) => {
+s3Test(skipped('newBucket() creates another, empty bucket with the same endpoint'), async (t) => {
   const other = await s3.newBucket();
   t.not(other.S3_BUCKET, s3.env.S3_BUCKET);
   t.is(other.S3_ENDPOINT, s3.env.S3_ENDPOINT);
@@ -79,54 +76,62 @@ test.serial('newBucket() creates another, empty bucket with the same endpoint', 
   t.is(listing.KeyCount ?? 0, 0);
 });
 
-test.serial('listing more than 1000 keys paginates with continuation tokens', async (t) => {
-  const env = await s3.newBucket();
-  const client = s3ClientFor(env);
+s3Test(skipped('pause() refuses connections fast; resume() brings the same data back'), async (t) => {
+  // One attempt: the point is how fast a single request fails, not the SDK's retries.
+  const client = s3ClientFor(s3.env, { maxAttempts: 1 });
   t.teardown(() => client.destroy());
-  const keys = Array.from({ length: 1050 }, (_, i) => `v/vid${String(i).padStart(5, '0')}/manifest.json`);
-  for (let i = 0; i < keys.length; i += 50) {
-    await Promise.all(keys.slice(i, i + 50).map((Key) => client.send(new PutObjectCommand({ Bucket: env.S3_BUCKET, Key, Body: '{}' }))));
-  }
+  const Bucket = s3.env.S3_BUCKET;
+  await client.send(new PutObjectCommand({ Bucket, Key: 'survives-pause', Body: 'still here' }));
 
-  const first = await client.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET }));
-  t.true(first.IsTruncated);
-  t.is(first.KeyCount, 1000);
-  t.truthy(first.NextContinuationToken);
+  await s3.pause();
+  t.is(await tcpConnect(s3.env.S3_ENDPOINT), 'ECONNREFUSED');
+  const started = performance.now();
+  const error = await t.throwsAsync(client.send(new GetObjectCommand({ Bucket, Key: 'survives-pause' })));
+  const elapsed = performance.now() - started;
+  t.is(errorCode(error), 'ECONNREFUSED');
+  t.true(elapsed < 1000, `a request to a paused endpoint took ${elapsed.toFixed(0)} ms`);
+  await s3.pause(); // idempotent
 
-  const listed: string[] = [];
-  let pages = 0;
-  for await (const page of paginateListObjectsV2({ client }, { Bucket: env.S3_BUCKET, Prefix: 'v/' })) {
-    pages++;
-    for (const object of page.Contents ?? []) if (object.Key) listed.push(object.Key);
-  }
-  t.is(pages, 2);
-  t.deepEqual(listed, keys);
+  await s3.resume();
+  await s3.resume(); // idempotent
+  const got = await client.send(new GetObjectCommand({ Bucket, Key: 'survives-pause' }));
+  t.is(await got.Body!.transformToString(), 'still here');
 });
 
-(canPause ? test.serial : test.skip)(
-  canPause ? 'pause() refuses connections fast; resume() brings the same data back' : `pause/resume (skipped: ${cannotPauseReason})`,
-  async (t) => {
-    // One attempt: the point is how fast a single request fails, not the SDK's retries.
-    const client = s3ClientFor(s3.env, { maxAttempts: 1 });
-    t.teardown(() => client.destroy());
-    const Bucket = s3.env.S3_BUCKET;
-    await client.send(new PutObjectCommand({ Bucket, Key: 'survives-pause', Body: 'still here' }));
+s3Test(skipped("the fault proxy works on signed S3 traffic: a 503 SlowDown, a reset mid-body, then exact bytes"), async (t) => {
+  const client = s3ClientFor(s3.env, { maxAttempts: 1 });
+  t.teardown(() => {
+    s3.proxy.clear();
+    client.destroy();
+  });
+  const Bucket = s3.env.S3_BUCKET;
+  const body = Buffer.alloc(512 * 1024, 'tubecache ');
+  await client.send(new PutObjectCommand({ Bucket, Key: 'faulted', Body: body }));
 
-    await s3.pause();
-    t.is(await tcpConnect(s3.env.S3_ENDPOINT), 'ECONNREFUSED');
-    const started = performance.now();
-    const error = await t.throwsAsync(client.send(new GetObjectCommand({ Bucket, Key: 'survives-pause' })));
-    const elapsed = performance.now() - started;
-    t.is(errorCode(error), 'ECONNREFUSED');
-    t.true(elapsed < 1000, `a request to a paused endpoint took ${elapsed.toFixed(0)} ms`);
-    await s3.pause(); // idempotent
+  s3.proxy.failRequests({ ...slowDown, match: (head) => head.method === 'GET' });
+  const throttled = await t.throwsAsync(client.send(new GetObjectCommand({ Bucket, Key: 'faulted' })));
+  t.is(throttled?.name, 'SlowDown');
+  t.is(s3.proxy.stats().httpFaults, 1);
 
-    await s3.resume();
-    await s3.resume(); // idempotent
-    const got = await client.send(new GetObjectCommand({ Bucket, Key: 'survives-pause' }));
-    t.is(await got.Body!.transformToString(), 'still here');
-  },
-);
+  s3.proxy.set({ resetAfterBytes: 100_000 });
+  const cut = client.send(new GetObjectCommand({ Bucket, Key: 'faulted' })).then((got) => got.Body!.transformToByteArray());
+  t.is(errorCode(await t.throwsAsync(cut)), 'ECONNRESET');
+
+  s3.proxy.clear();
+  const whole = await client.send(new GetObjectCommand({ Bucket, Key: 'faulted' }));
+  t.deepEqual(Buffer.from(await whole.Body!.transformToByteArray()), body);
+});
+
+test('without S3_TEST_ENDPOINT or Docker there is no S3, and the reason says why and what to do', async (t) => {
+  const none = await decideTestS3({}, async () => ({ available: false, reason: 'no Docker engine: nothing answered', ms: 1 }));
+  t.false(none.available);
+  t.regex(none.reason, /S3_TEST_ENDPOINT is not set and no Docker engine: nothing answered/);
+  t.regex(none.reason, /ceph-rgw\.sh/);
+  const external = await decideTestS3({ S3_TEST_ENDPOINT: 'http://127.0.0.1:7480' }, () => t.fail('no probe with an endpoint') as never);
+  t.like(external, { available: true, kind: 'external' });
+  const docker = await decideTestS3({}, async () => ({ available: true, host: 'unix:///x.sock', reason: 'Docker engine at unix:///x.sock', ms: 1 }));
+  t.like(docker, { available: true, kind: 'minio' });
+});
 
 test('Docker detection decides in well under a second', async (t) => {
   const probe = await detectDocker();
@@ -158,62 +163,4 @@ test('Docker detection: an engine answering /_ping is found; one that hangs is g
   t.false(gaveUp.available);
   t.regex(gaveUp.reason, /no answer within 300 ms/);
   t.true(gaveUp.ms >= 250 && gaveUp.ms < 1000, `${gaveUp.ms} ms`);
-});
-
-test('the TCP gate (MinIO pause/resume) forwards, refuses while paused, and forwards again', async (t) => {
-  const directory = await mkdtemp(join(tmpdir(), 'tubecache-gate-'));
-  const server = await startEmbeddedS3({ directory, bucket: 'gated' });
-  const target = new URL(server.endpoint);
-  const gate = await startTcpGate(target.hostname, Number(target.port));
-  t.teardown(async () => {
-    await gate.close();
-    await server.close();
-    await rm(directory, { recursive: true, force: true });
-  });
-  const endpoint = `http://127.0.0.1:${gate.port}`;
-  const client = s3ClientFor(
-    { S3_ENDPOINT: endpoint, S3_ACCESS_KEY_ID: server.accessKeyId, S3_SECRET_ACCESS_KEY: server.secretAccessKey },
-    { maxAttempts: 1 },
-  );
-  t.teardown(() => client.destroy());
-
-  await client.send(new PutObjectCommand({ Bucket: 'gated', Key: 'k', Body: 'v' }));
-  await gate.pause();
-  t.is(await tcpConnect(endpoint), 'ECONNREFUSED');
-  t.is(errorCode(await t.throwsAsync(client.send(new GetObjectCommand({ Bucket: 'gated', Key: 'k' })))), 'ECONNREFUSED');
-  await gate.resume();
-  const got = await client.send(new GetObjectCommand({ Bucket: 'gated', Key: 'k' }));
-  t.is(await got.Body!.transformToString(), 'v');
-});
-
-test('embedded S3: creates its directory and bucket; close() frees the port despite keep-alive sockets', async (t) => {
-  const parent = await mkdtemp(join(tmpdir(), 'tubecache-embedded-'));
-  t.teardown(() => rm(parent, { recursive: true, force: true }));
-  const directory = join(parent, 'not', 'yet', 'there');
-  const server = await startEmbeddedS3({ directory, bucket: 'made-at-start' });
-  t.regex(server.endpoint, /^http:\/\/127\.0\.0\.1:\d+$/);
-
-  const client: S3Client = s3ClientFor({ S3_ENDPOINT: server.endpoint, S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: 'S3RVER' });
-  t.teardown(() => client.destroy());
-  await t.notThrowsAsync(client.send(new HeadBucketCommand({ Bucket: 'made-at-start' })));
-  await client.send(new PutObjectCommand({ Bucket: 'made-at-start', Key: 'a', Body: 'b' })); // leaves a keep-alive socket open
-
-  const started = performance.now();
-  await server.close();
-  await server.close(); // idempotent
-  t.true(performance.now() - started < 1000, 'close() waited for the idle keep-alive socket');
-
-  const port = Number(new URL(server.endpoint).port);
-  const probe = createServer();
-  await new Promise<void>((resolveListen, rejectListen) => {
-    probe.once('error', rejectListen);
-    probe.listen(port, '127.0.0.1', resolveListen);
-  });
-  await new Promise<void>((resolveClose) => probe.close(() => resolveClose()));
-
-  // Same directory and port again: the data persisted.
-  const again = await startEmbeddedS3({ directory, port });
-  t.teardown(() => again.close());
-  const got = await client.send(new GetObjectCommand({ Bucket: 'made-at-start', Key: 'a' }));
-  t.is(await got.Body!.transformToString(), 'b');
 });

@@ -17,5 +17,6 @@ export function servedByTier(before: Map<string, number>, after: Map<string, num
     const key = `tubecache_served_bytes_total{tier="${tier}"}`;
     return (after.get(key) ?? 0) - (before.get(key) ?? 0);
   };
-  return { memory: delta('memory'), s3: delta('s3'), origin: delta('origin') };
+  // `s3` is the persistent tier, whichever store it is (disk without S3_ENDPOINT).
+  return { memory: delta('memory'), s3: delta('s3') + delta('disk'), origin: delta('origin') };
 }

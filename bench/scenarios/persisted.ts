@@ -5,7 +5,6 @@ import type { Bench } from '../context.js';
 
 /**
  * Waits until tubecache's manifest in S3 lists `slices` persisted slices (uploads run in the background).
- * A read that fails is tried again: s3rver can cut a GET of an object that tubecache is rewriting at that moment.
  */
 export async function waitForPersisted(bench: Bench, video: VideoRef, slices: number, timeoutMs = 120_000): Promise<Manifest> {
   const deadline = Date.now() + timeoutMs;
@@ -13,7 +12,7 @@ export async function waitForPersisted(bench: Bench, video: VideoRef, slices: nu
   let failure: unknown;
   while (Date.now() < deadline) {
     try {
-      manifest = await bench.s3.getManifest(video, bench.config.SLICE_BYTES);
+      manifest = await bench.store.getManifest(video, bench.config.SLICE_BYTES);
       if (manifest && manifest.persisted.length >= slices) return manifest;
     } catch (error) {
       failure = error;

@@ -1,28 +1,20 @@
 /**
  * tubecache as a separate process, so its RSS and CPU are its own: the
- * compiled build run as the container image runs it (`bin/tubecache.js serve`
- * beside a dist/ and no src/). Run from a checkout, bin/tubecache.js would
- * compile through tsx in a loader thread, which costs ~35 MB of RSS that no
- * deployment pays.
+ * compiled dist/ run by bin/tubecache.js, as `npm start` and the image run it.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, spawnPinned, stopChild, waitUntilServing, type System } from './process.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Compiles src/ (tsconfig.build.json) into node_modules/.cache, laid out like the image; returns that directory. */
+/** Compiles src/ into dist/ (`npm run build`, so the run measures the current sources); returns the checkout. */
 export function buildTubecache(): string {
-  const out = join(ROOT, 'node_modules/.cache/tubecache-bench');
-  rmSync(out, { recursive: true, force: true });
-  mkdirSync(join(out, 'bin'), { recursive: true });
-  const tsc = spawnSync(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(out, 'dist'), '--declaration', 'false', '--sourceMap', 'false'], { encoding: 'utf8' });
-  if (tsc.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed:\n${tsc.stdout}${tsc.stderr}`);
-  copyFileSync(join(ROOT, 'bin/tubecache.js'), join(out, 'bin/tubecache.js'));
-  writeFileSync(join(out, 'package.json'), '{ "type": "module" }\n');
-  return out;
+  const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
+  return ROOT;
 }
 
 export interface TubecacheOptions {
@@ -41,7 +33,7 @@ export interface TubecacheOptions {
 export async function startTubecache(options: TubecacheOptions): Promise<System> {
   const port = await freePort();
   const logFile = join(options.dir, `${options.label}.log`);
-  const nodeArgs = ['--openssl-legacy-provider', ...(options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(options.dir, `${options.label}-profiles`)}`] : [])];
+  const nodeArgs = [...(options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(options.dir, `${options.label}-profiles`)}`] : [])];
   const child = spawnPinned(process.execPath, [...nodeArgs, join(options.build, 'bin/tubecache.js'), 'serve'], {
     cpus: options.cpus,
     cwd: ROOT,

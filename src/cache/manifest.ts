@@ -18,13 +18,28 @@ export interface Manifest {
   /** The origin's `lmt` (last modified) when its URL had one: a new upload changes it. */
   readonly lmt: string | undefined;
   readonly sliceBytes: number;
-  /** Slices 0 … headSlices-1 are persisted to S3 (all of them with PERSIST=full). */
+  /** Slices 0 … headSlices-1 are persisted to S3 (all of them with PERSIST=full) until `head` is known. */
   readonly headSlices: number;
+  /** The slices holding the first HEAD_SECONDS, once the first slice told (src/cache/head.ts); PERSIST=head only. */
+  readonly head?: HeadPlan;
   /** Indexes of the slices S3 holds, ascending. */
   readonly persisted: readonly number[];
   readonly etag: string;
   readonly createdAt: string;
 }
+
+/** How the head was computed: from the MP4 index, or estimated from the bitrate. */
+export interface HeadPlan {
+  readonly method: 'index' | 'estimate';
+  /** Ascending slice indexes. */
+  readonly slices: readonly number[];
+}
+
+export const isHeadSlice = (manifest: Manifest, index: number): boolean =>
+  manifest.head ? manifest.head.slices.includes(index) : index < manifest.headSlices;
+
+export const headSliceIndexes = (manifest: Manifest): readonly number[] =>
+  manifest.head?.slices ?? Array.from({ length: manifest.headSlices }, (_, index) => index);
 
 export function createManifest(video: VideoRef, facts: { contentType: string; size: number; duration: number | undefined; lmt: string | undefined; sliceBytes: number; headSlices: number }): Manifest {
   const etag = `"${createHash('sha256').update(`${video.id}\n${video.format}\n${facts.size}\n${facts.lmt ?? ''}`).digest('base64url').slice(0, 22)}"`;
@@ -81,6 +96,7 @@ export function parseManifest(text: string, expected: VideoRef & { sliceBytes?: 
     typeof m.etag === 'string' &&
     typeof m.createdAt === 'string';
   if (!ok) return undefined;
+  const head = parseHead(m.head);
   return {
     version: 1,
     id: expected.id,
@@ -91,8 +107,16 @@ export function parseManifest(text: string, expected: VideoRef & { sliceBytes?: 
     lmt: typeof m.lmt === 'string' ? m.lmt : undefined,
     sliceBytes: m.sliceBytes as number,
     headSlices: m.headSlices as number,
+    ...(head && { head }),
     persisted: m.persisted as number[],
     etag: m.etag as string,
     createdAt: m.createdAt as string,
   };
+}
+
+function parseHead(value: unknown): HeadPlan | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { method, slices } = value as Record<string, unknown>;
+  const ok = (method === 'index' || method === 'estimate') && Array.isArray(slices) && slices.every((i) => Number.isSafeInteger(i) && i >= 0);
+  return ok ? { method, slices: slices as number[] } : undefined;
 }

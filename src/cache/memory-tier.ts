@@ -6,11 +6,11 @@ import type { Manifest } from './manifest.js';
 /** Small values are charged a nominal size so the byte budget also bounds their count. */
 const SMALL_VALUE_BYTES = 1024;
 
-type Entry = Buffer | { readonly value: unknown };
+type Entry = Buffer | { readonly value: Manifest };
 
 /**
- * The hot tier: one lru-cache with a byte budget and a TTL, holding slices,
- * manifests and (for the origin tier) resolutions. Slice keys include the
+ * The hot tier: one lru-cache with a byte budget and a TTL, holding slices
+ * and manifests. Slice keys include the
  * manifest's ETag, so bytes of two versions of a video never mix.
  */
 export class MemoryTier {
@@ -30,7 +30,7 @@ export class MemoryTier {
         if (reason === 'evict') metrics.memoryEvictions.inc();
       },
     });
-    metrics.sources.memory = () => ({ bytes: this.#lru.calculatedSize, entries: this.#lru.size });
+    metrics.sources.memory = () => ({ bytes: this.#lru.calculatedSize, entries: this.#lru.size, budget: options.maxBytes });
   }
 
   get bytes(): number {
@@ -41,33 +41,24 @@ export class MemoryTier {
   }
 
   getManifest(video: VideoRef): Manifest | undefined {
-    return this.getValue<Manifest>(manifestKey(video));
+    const entry = this.#lru.get(manifestKey(video));
+    return entry && !Buffer.isBuffer(entry) ? (entry.value as Manifest) : undefined;
   }
   putManifest(manifest: Manifest): void {
-    this.setValue(manifestKey(manifest), manifest);
+    this.#lru.set(manifestKey(manifest), { value: manifest });
   }
 
   getSlice(manifest: Manifest, index: number): Buffer | undefined {
     const entry = this.#lru.get(sliceKey(manifest, index));
     return Buffer.isBuffer(entry) ? entry : undefined;
   }
-  /** Whether the slice is held, without refreshing its recency (used to predict X-Cache-Status). */
-  hasSlice(manifest: Manifest, index: number): boolean {
-    return this.#lru.has(sliceKey(manifest, index));
+  /** The slice without refreshing its recency (to predict X-Cache-Status). */
+  peekSlice(manifest: Manifest, index: number): Buffer | undefined {
+    const entry = this.#lru.peek(sliceKey(manifest, index));
+    return Buffer.isBuffer(entry) ? entry : undefined;
   }
   putSlice(manifest: Manifest, index: number, bytes: Buffer): void {
     this.#lru.set(sliceKey(manifest, index), bytes);
-  }
-
-  getValue<T>(key: string): T | undefined {
-    const entry = this.#lru.get(key);
-    return entry && !Buffer.isBuffer(entry) ? (entry.value as T) : undefined;
-  }
-  setValue(key: string, value: unknown, ttlMs?: number): void {
-    this.#lru.set(key, { value }, ttlMs === undefined ? undefined : { ttl: Math.max(1, ttlMs) });
-  }
-  delete(key: string): void {
-    this.#lru.delete(key);
   }
 
   /** Drops everything held for a video (its manifest and every slice of every version). */
@@ -87,7 +78,7 @@ export class MemoryTier {
   slicesHeld(manifest: Manifest): number[] {
     const held: number[] = [];
     const total = Math.ceil(manifest.size / manifest.sliceBytes);
-    for (let index = 0; index < total; index++) if (this.hasSlice(manifest, index)) held.push(index);
+    for (let index = 0; index < total; index++) if (this.#lru.has(sliceKey(manifest, index))) held.push(index);
     return held;
   }
 }

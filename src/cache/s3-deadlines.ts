@@ -15,7 +15,7 @@ type DeadlineSetting = 'S3_CONNECT_TIMEOUT' | 'S3_FIRST_BYTE_TIMEOUT' | 'S3_IDLE
 /**
  * A deadline fired. Not one of the SDK's retryable names (TimeoutError) on
  * purpose: an S3 that did not answer in time is presumed down, and a retry
- * would double the wait on the request path. S3Tier turns it into S3_ERROR,
+ * would double the wait on the request path. S3Store turns it into STORE_ERROR,
  * which opens the window in which S3 is skipped.
  */
 export class S3DeadlineError extends Error {

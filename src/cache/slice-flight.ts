@@ -16,8 +16,8 @@ export class SliceFlight {
   received = 0;
   state: 'running' | 'done' | 'failed' = 'running';
   error: unknown;
-  /** Where the bytes came from; 'origin' as soon as any byte did. */
-  tier: Exclude<TierName, 'memory'> = 's3';
+  /** Where the bytes come from: the store it started from, 'origin' as soon as any byte did. */
+  tier: Exclude<TierName, 'memory'>;
   /** The manifest version the bytes belong to (unknown until a new video's first response). */
   etag: string | undefined;
   /** The whole slice, once done. */
@@ -28,10 +28,8 @@ export class SliceFlight {
   #wake = deferred();
 
   /** `length` may be unknown until the first origin response (a new video's first slice). */
-  constructor(public length: number | undefined) {}
-
-  get holders(): number {
-    return this.#holders;
+  constructor(public length: number | undefined, tier: Exclude<TierName, 'memory'>) {
+    this.tier = tier;
   }
 
   push(chunk: Buffer): void {

@@ -9,28 +9,41 @@ import { mp4Duration } from '../origin/mp4.js';
 import type { Resolver } from '../origin/resolver.js';
 import type { VideoId } from '../origin/video-id.js';
 import { formatKey, type VideoRef } from './keys.js';
-import { createManifest, headSliceCount, sliceBounds, withPersisted, type Manifest } from './manifest.js';
+import { planHead } from './head.js';
+import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, sliceBounds, withPersisted, type Manifest } from './manifest.js';
 import type { MemoryTier } from './memory-tier.js';
-import type { S3Tier } from './s3-tier.js';
+import type { StoreTier } from './store-tier.js';
 import { SliceFlight } from './slice-flight.js';
 
-export type CacheStatus = 'HIT' | 'HIT-S3' | 'MISS';
+export type CacheStatus = 'HIT' | 'HIT-DISK' | 'HIT-S3' | 'MISS';
 
 /** A slice a reader holds: bytes already in memory, or a fetch in flight. */
 type SliceHandle = { tier: 'memory'; bytes: Buffer; flight?: undefined } | { tier?: undefined; bytes?: undefined; flight: SliceFlight };
+
+/** Where a slice's bytes will come from, decided once by `#locate` for both the X-Cache-Status plan and the read. */
+type SliceSource =
+  | { tier: 'memory'; bytes: Buffer; flight?: undefined }
+  /** A fetch already running: its tier is where it reads from (origin once any byte came from there). */
+  | { tier: Exclude<TierName, 'memory'>; bytes?: undefined; flight: SliceFlight }
+  /** A new fetch, from the store or the origin. */
+  | { tier: Exclude<TierName, 'memory'>; bytes?: undefined; flight?: undefined };
+
+const STATUS: Record<TierName, CacheStatus> = { memory: 'HIT', disk: 'HIT-DISK', s3: 'HIT-S3', origin: 'MISS' };
+/** A request's status is that of its worst slice: one origin slice makes it a MISS. */
+const RANK: Record<TierName, number> = { memory: 0, disk: 1, s3: 1, origin: 2 };
 
 /** Uploaded head slices read back by prefetch at most this many at a time. */
 const PREFETCH_PARALLEL = 2;
 
 /**
- * The read-through cache: memory → S3 → origin, slice by slice. One fetch per
+ * The read-through cache: memory → store (disk or S3) → origin, slice by slice. One fetch per
  * slice per process (readers join it), one slice of read-ahead, head slices
- * persisted to S3 in the background through a bounded upload queue.
+ * persisted to the store in the background through a bounded upload queue.
  */
 export class TieredCache {
   readonly #config: Config;
   readonly #memory: MemoryTier;
-  readonly #s3: S3Tier;
+  readonly #store: StoreTier;
   readonly #resolver: Resolver;
   readonly #fetcher: OriginFetcher;
   readonly #metrics: Metrics;
@@ -39,15 +52,16 @@ export class TieredCache {
   readonly #flights = new Map<string, SliceFlight>();
   readonly #manifestRuns = new Map<string, Promise<{ manifest: Manifest; tier: TierName }>>();
   readonly #uploads: Limiter;
-  readonly #pendingPersisted = new Map<string, { manifest: Manifest; indexes: Set<number> }>();
+  readonly #pendingPersisted = new Map<string, { manifest: Manifest; indexes: Set<number>; dirty: boolean }>();
+  readonly #headPlans = new Map<string, Promise<void>>();
   readonly #touched: LRUCache<string, true>;
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
   #closing = false;
 
-  constructor(options: { config: Config; memory: MemoryTier; s3: S3Tier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
+  constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
     this.#config = options.config;
     this.#memory = options.memory;
-    this.#s3 = options.s3;
+    this.#store = options.store;
     this.#resolver = options.resolver;
     this.#fetcher = options.fetcher;
     this.#metrics = options.metrics;
@@ -86,15 +100,15 @@ export class TieredCache {
   }
 
   async #loadManifest(video: VideoRef): Promise<{ manifest: Manifest; tier: TierName }> {
-    if (this.#s3.available) {
+    if (this.#store.available) {
       try {
-        const stored = await this.#s3.getManifest(video, this.#config.SLICE_BYTES);
+        const stored = await this.#store.getManifest(video, this.#config.SLICE_BYTES);
         if (stored) {
           this.#memory.putManifest(stored);
-          return { manifest: stored, tier: 's3' };
+          return { manifest: stored, tier: this.#store.name };
         }
       } catch (error) {
-        this.#log.warn({ videoId: video.id, err: error }, 'S3 manifest read failed; using the origin');
+        this.#log.warn({ videoId: video.id, err: error }, 'store manifest read failed; using the origin');
       }
     }
     return { manifest: await this.#manifestFromOrigin(video), tier: 'origin' };
@@ -103,7 +117,7 @@ export class TieredCache {
   /** Resolves the video and starts its first slice; the first response tells size, type and version. */
   async #manifestFromOrigin(video: VideoRef): Promise<Manifest> {
     const resolution = await this.#resolver.resolve(video.id);
-    const flight = new SliceFlight(undefined);
+    const flight = new SliceFlight(undefined, 'origin');
     flight.pin();
     const facts = new Promise<OriginFacts>((resolve, reject) => {
       this.#runFlight(video, undefined, 0, flight, resolve).then(() => {
@@ -138,38 +152,50 @@ export class TieredCache {
 
   /** What X-Cache-Status a read of bytes [start, end] will earn, decided before headers are sent. */
   plan(manifest: Manifest, manifestTier: TierName, start: number, end: number): CacheStatus {
-    if (manifestTier === 'origin') return 'MISS';
-    let s3 = manifestTier === 's3';
+    let worst: TierName = manifestTier;
     for (let index = Math.floor(start / manifest.sliceBytes); index <= Math.floor(end / manifest.sliceBytes); index++) {
-      if (this.#memory.hasSlice(manifest, index)) continue;
-      if (!this.#isPersisted(manifest, index) || !this.#s3.available) return 'MISS';
-      s3 = true;
+      const { tier } = this.#locate(manifest, index, false);
+      if (RANK[tier] > RANK[worst]) worst = tier;
     }
-    return s3 ? 'HIT-S3' : 'HIT';
+    return STATUS[worst];
+  }
+
+  /**
+   * The one decision of where slice `index` comes from: memory, a fetch already
+   * running (joined), the store when the manifest lists the slice and the store
+   * is up, else the origin. `touch` refreshes the memory entry's recency (a read,
+   * not a plan).
+   */
+  #locate(manifest: Manifest, index: number, touch: boolean): SliceSource {
+    const bytes = touch ? this.#memory.getSlice(manifest, index) : this.#memory.peekSlice(manifest, index);
+    if (bytes) return { tier: 'memory', bytes };
+    const flight = this.#flights.get(`${videoKey(manifest)}/${index}`);
+    if (flight && flight.state === 'running' && !flight.aborted && (flight.etag === undefined || flight.etag === manifest.etag)) return { tier: flight.tier, flight };
+    return { tier: this.#isPersisted(manifest, index) && this.#store.available ? this.#store.name : 'origin' };
   }
 
   #open(video: VideoRef, manifest: Manifest, index: number): SliceHandle {
-    const bytes = this.#memory.getSlice(manifest, index);
-    if (bytes) return { tier: 'memory', bytes };
-    const key = `${videoKey(video)}/${index}`;
-    let flight = this.#flights.get(key);
-    if (flight && flight.state === 'running' && !flight.aborted && (flight.etag === undefined || flight.etag === manifest.etag)) {
+    const source = this.#locate(manifest, index, true);
+    if (source.bytes) return { tier: 'memory', bytes: source.bytes };
+    let flight = source.flight;
+    if (flight) {
       this.#metrics.flightJoins.inc();
     } else {
-      flight = new SliceFlight(sliceBounds(manifest, index).length);
+      flight = new SliceFlight(sliceBounds(manifest, index).length, source.tier);
       flight.etag = manifest.etag;
       void this.#runFlight(video, manifest, index, flight);
     }
-    // Head slices not yet in S3 complete even if every reader leaves: they are to be persisted.
-    if (index < manifest.headSlices && !this.#isPersisted(manifest, index)) flight.pin();
+    // Head slices not yet stored complete even if every reader leaves: they are to be persisted.
+    if (isHeadSlice(manifest, index) && !this.#isPersisted(manifest, index)) flight.pin();
     flight.hold();
     return { flight };
   }
 
   /**
-   * Fills a flight: from S3 when the manifest says the slice is there, else (or
-   * when S3 fails, from the byte it reached) from the origin. `manifest` is
-   * undefined for a new video's first slice, whose facts go to `onFacts`.
+   * Fills a flight from where `#locate` said (its `tier`): the store, and when
+   * the store fails, misses or holds a corrupt chunk, the origin from the byte
+   * the store reached (every byte pushed was checked). `manifest` is undefined
+   * for a new video's first slice, whose facts go to `onFacts`.
    */
   async #runFlight(video: VideoRef, manifest: Manifest | undefined, index: number, flight: SliceFlight, onFacts?: (facts: OriginFacts) => void): Promise<void> {
     const key = `${videoKey(video)}/${index}`;
@@ -177,14 +203,19 @@ export class TieredCache {
     const signal = flight.controller.signal;
     const push = (chunk: Buffer) => flight.push(chunk);
     try {
-      if (manifest && this.#isPersisted(manifest, index) && this.#s3.available) {
+      if (manifest && flight.tier !== 'origin') {
         try {
-          if (await this.#s3.streamSlice(manifest, index, 0, push, signal)) return flight.finish();
+          const slice = await this.#store.openSlice(manifest, index, signal);
+          if (slice) {
+            for await (const chunk of slice) push(chunk);
+            return flight.finish();
+          }
           // Listed but gone (pruned, or replaced by another version): stop claiming it until it is uploaded again.
           this.#forgetPersisted(manifest, index);
         } catch (error) {
           if (signal.aborted) throw error;
-          this.#log.warn({ videoId: video.id, index, err: error }, 'S3 slice read failed; continuing from the origin');
+          if (isTubeError(error, 'SLICE_CORRUPT')) await this.#dropCorrupt(manifest, index, error);
+          else this.#log.warn({ videoId: video.id, index, err: error }, 'store slice read failed; continuing from the origin');
         }
       }
       flight.tier = 'origin';
@@ -215,6 +246,14 @@ export class TieredCache {
     }
   }
 
+  /** A slice that failed its digest: counted, deleted, and no longer claimed; the origin's bytes replace it (#completed uploads them). */
+  async #dropCorrupt(manifest: Manifest, index: number, error: unknown): Promise<void> {
+    this.#metrics.integrityFailures.inc({ store: this.#store.name });
+    this.#log.error({ videoId: manifest.id, index, err: error }, 'stored slice is corrupt; dropping it and reading the origin');
+    this.#forgetPersisted(manifest, index);
+    await this.#store.deleteKeys([this.#store.keys.slice(manifest, index)]).catch((failure: unknown) => this.#log.warn({ videoId: manifest.id, index, err: failure }, 'could not delete the corrupt slice'));
+  }
+
   #forgetPersisted(manifest: Manifest, index: number): void {
     const current = this.#memory.getManifest(manifest);
     if (current?.etag === manifest.etag) this.#memory.putManifest({ ...current, persisted: current.persisted.filter((i) => i !== index) });
@@ -233,18 +272,49 @@ export class TieredCache {
       }
     }
     this.#memory.putSlice(current, index, flight.bytes);
-    if (flight.tier === 'origin' && index < current.headSlices) this.#persist(current, index, flight.bytes);
+    if (index === 0 && current.head === undefined && this.#config.PERSIST === 'head') this.#planHead(video, current, flight.bytes);
+    if (flight.tier === 'origin' && isHeadSlice(current, index)) this.#persist(current, index, flight.bytes);
+  }
+
+  /** Replaces the estimated head with the slices the MP4 index names (src/cache/head.ts), once per video. */
+  #planHead(video: VideoRef, manifest: Manifest, first: Buffer): void {
+    const key = videoKey(video);
+    if (this.#headPlans.has(key)) return;
+    const config = this.#config;
+    const fetchRange = async (start: number, end: number) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of this.read(video, manifest, start, end - 1, new AbortController().signal)) chunks.push(chunk);
+      return Buffer.concat(chunks);
+    };
+    const run = planHead({ first, size: manifest.size, duration: manifest.duration, sliceBytes: manifest.sliceBytes, headSeconds: config.HEAD_SECONDS, headBytes: config.HEAD_BYTES, fetchRange })
+      .then(({ reason, ...head }) => {
+        if (reason) this.#log.info({ videoId: video.id, reason }, 'head estimated: the MP4 index could not be used');
+        const current = this.#memory.getManifest(video);
+        if (!current || current.etag !== manifest.etag) return;
+        const updated = { ...current, head };
+        this.#memory.putManifest(updated);
+        // Head slices that completed before the plan was known (read-ahead, the moov tail) are persisted now.
+        const late = head.slices.filter((index) => index >= current.headSlices && !this.#isPersisted(updated, index));
+        for (const index of late) {
+          const bytes = this.#memory.getSlice(updated, index);
+          if (bytes) this.#persist(updated, index, bytes);
+        }
+        if (this.#store.available) return this.#commitPersisted(updated, []);
+      })
+      .catch((error: unknown) => this.#log.warn({ videoId: video.id, err: error }, 'head plan not recorded'))
+      .finally(() => this.#headPlans.delete(key));
+    this.#headPlans.set(key, run);
   }
 
   #persist(manifest: Manifest, index: number, bytes: Buffer): void {
-    const task = this.#s3.available
+    const task = this.#store.available
       ? this.#uploads.tryRun(async () => {
-          // Queued while S3 was up: skip it if S3 failed meanwhile or the service is closing.
-          if (this.#closing || !this.#s3.available) return void this.#metrics.uploadsDropped.inc();
+          // Queued while the store was up: skip it if the store failed meanwhile or the service is closing.
+          if (this.#closing || !this.#store.available) return void this.#metrics.uploadsDropped.inc();
           try {
-            await this.#s3.putSlice(manifest, index, bytes);
+            await this.#store.putSlice(manifest, index, bytes);
             this.#metrics.uploads.inc({ outcome: 'ok' });
-            await this.#commitPersisted(manifest, index);
+            await this.#commitPersisted(manifest, [index]);
           } catch (error) {
             this.#metrics.uploads.inc({ outcome: 'error' });
             this.#log.warn({ videoId: manifest.id, index, err: error }, 'slice upload failed');
@@ -254,26 +324,31 @@ export class TieredCache {
     if (!task) this.#metrics.uploadsDropped.inc();
   }
 
-  /** Records uploaded slices in the manifest, in memory and in S3; concurrent completions share one write. */
-  async #commitPersisted(manifest: Manifest, index: number): Promise<void> {
+  /**
+   * Records uploaded slices (none: the head plan) in the manifest, in memory
+   * and in the store; concurrent completions share one write.
+   */
+  async #commitPersisted(manifest: Manifest, indexes: number[]): Promise<void> {
     const key = videoKey(manifest);
     const pending = this.#pendingPersisted.get(key);
     if (pending) {
-      pending.indexes.add(index);
+      for (const index of indexes) pending.indexes.add(index);
+      pending.dirty = true;
       return;
     }
-    const batch = { manifest, indexes: new Set([index]) };
+    const batch = { manifest, indexes: new Set(indexes), dirty: true };
     this.#pendingPersisted.set(key, batch);
     try {
-      while (batch.indexes.size > 0) {
+      while (batch.dirty) {
         const indexes = [...batch.indexes];
         batch.indexes.clear();
+        batch.dirty = false;
         const inMemory = this.#memory.getManifest(manifest);
         if (inMemory && inMemory.etag !== manifest.etag) return; // the video changed meanwhile
         const updated = withPersisted(inMemory ?? batch.manifest, indexes);
         batch.manifest = updated;
         this.#memory.putManifest(updated);
-        await this.#s3.putManifest(updated);
+        await this.#store.putManifest(updated);
       }
     } finally {
       this.#pendingPersisted.delete(key);
@@ -316,13 +391,16 @@ export class TieredCache {
     }
   }
 
-  /** Warms the head of a video into memory and S3; shares fetches with readers. */
+  /** Warms the head of a video into memory and the store; shares fetches with readers. */
   async prefetch(video: VideoRef): Promise<Manifest> {
     const { manifest } = await this.manifest(video);
-    let next = 0;
-    const worker = async () => {
-      while (next < manifest.headSlices) {
-        const handle = this.#open(video, manifest, next++);
+    const warm = async (plan: Manifest, indexes: readonly number[]) => {
+      let next = 0;
+      await Promise.all(Array.from({ length: PREFETCH_PARALLEL }, () => worker(plan, indexes, () => next++)));
+    };
+    const worker = async (plan: Manifest, indexes: readonly number[], take: () => number) => {
+      for (let at = take(); at < indexes.length; at = take()) {
+        const handle = this.#open(video, plan, indexes[at]!);
         if (!handle.flight) continue;
         handle.flight.pin();
         await handle.flight.settled();
@@ -330,41 +408,47 @@ export class TieredCache {
         if (handle.flight.state === 'failed') throw handle.flight.error;
       }
     };
-    await Promise.all(Array.from({ length: PREFETCH_PARALLEL }, worker));
-    return manifest;
+    // Slice 0 first: its bytes tell which slices the head is.
+    await warm(manifest, [0]);
+    await this.#headPlans.get(videoKey(video));
+    const current = this.#memory.getManifest(video);
+    const planned = current?.etag === manifest.etag ? current : manifest;
+    await warm(planned, headSliceIndexes(planned).filter((index) => index !== 0));
+    return planned;
   }
 
-  /** Records that the video was read, in S3, at most once per ACCESS_TOUCH_INTERVAL per process, off the request path. */
+  /** Records that the video was read, in the store, at most once per ACCESS_TOUCH_INTERVAL per process, off the request path. */
   touch(video: VideoRef): void {
     const key = videoKey(video);
-    if (this.#touched.has(key) || !this.#s3.available) return;
+    if (this.#touched.has(key) || !this.#store.available) return;
     this.#touched.set(key, true);
-    this.#s3.touch(video).catch((error: unknown) => this.#log.debug({ videoId: video.id, err: error }, 'access time not recorded'));
+    this.#store.touch(video).catch((error: unknown) => this.#log.debug({ videoId: video.id, err: error }, 'access time not recorded'));
   }
 
-  /** Forgets a video in memory and drops its S3 manifest (its slices are then ignored, and overwritten when fetched again). */
+  /** Forgets a video in memory and drops its stored manifest (its slices are then ignored, and overwritten when fetched again). */
   async invalidate(video: VideoRef): Promise<void> {
     this.#memory.deleteVideo(video);
     try {
-      await this.#s3.deleteKeys([this.#s3.keys.manifest(video)]);
+      await this.#store.deleteKeys([this.#store.keys.manifest(video)]);
     } catch (error) {
-      this.#log.warn({ videoId: video.id, err: error }, 'could not drop the S3 manifest');
+      this.#log.warn({ videoId: video.id, err: error }, 'could not drop the stored manifest');
     }
   }
 
-  /** Waits for background uploads (tests). */
+  /** Waits for head plans and background uploads (tests). */
   async idle(): Promise<void> {
+    await Promise.all(this.#headPlans.values());
     await this.#uploads.idle();
   }
 
   /**
-   * Shutdown: uploads, queued and running, get up to `ms` to finish; then the
-   * queue is dropped. A PUT abandoned when the process ends leaves nothing
+   * Shutdown: head plans and uploads, queued and running, get up to `ms` to
+   * finish; then the queue is dropped. A PUT abandoned when the process ends leaves nothing
    * visible: a slice or manifest PUT is all or nothing.
    */
   async close(ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.#uploads.idle(), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+    await Promise.race([this.idle(), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
     clearTimeout(timer);
     this.#closing = true;
   }

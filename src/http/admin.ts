@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Router from '@koa/router';
-import Koa, { type Context, type Next } from 'koa';
+import type Koa from 'koa';
+import type { Context } from 'koa';
 import type { Counter } from 'prom-client';
 import { TubeError } from '../errors.js';
 import { parseVideoId } from '../origin/video-id.js';
@@ -8,13 +8,18 @@ import { removeVideos } from '../ops/delete.js';
 import { listVideos, statVideo } from '../ops/inspect.js';
 import type { PruneOptions } from '../ops/prune.js';
 import { DEFAULT_CONCURRENCY } from '../ops/scan.js';
-import type { Service } from '../service.js';
 import { parseDuration, parseSize } from '../units.js';
-import { errorBody, requestLog } from './app.js';
+import { adminPage } from './admin-page.js';
+import { listenerApp } from './app.js';
+import { routesOrRefuse, strictRouter } from './routing.js';
+import type { AppServices } from './services.js';
 
 const PAGE_DEFAULT = 100;
 const PAGE_MAX = 1000;
-const BODY_MAX = 16 * 1024;
+/** Admin bodies are a few JSON options; anything larger is refused before it is read. */
+const BODY_MAX = 64 * 1024;
+/** The admin web page's address: one of the two paths that end in "/" (src/http/routing.ts). */
+const PAGE_PATH = '/admin/';
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
@@ -23,30 +28,38 @@ const digest = (text: string) => createHash('sha256').update(text).digest();
  * tokens are compared as SHA-256 digests with timingSafeEqual, so neither the
  * content nor the length of the token leaks through response times.
  */
-function bearerAuth(token: string) {
+function checkBearer(token: string) {
   const expected = digest(token);
-  return async (ctx: Context, next: Next) => {
+  return (ctx: Context) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(ctx.get('Authorization'));
     if (!match) {
       ctx.set('WWW-Authenticate', 'Bearer realm="tubecache admin"');
       throw new TubeError('UNAUTHORIZED');
     }
     if (!timingSafeEqual(digest(match[1]!), expected)) throw new TubeError('FORBIDDEN');
-    await next();
   };
 }
 
-/** The admin API's routes, all under /admin and behind the bearer token. Mounted only when ADMIN_TOKEN is set. */
-export function adminRoutes(service: Service): Router {
-  const router = new Router({ prefix: '/admin' });
-  const { s3, memory, cache } = service;
-  router.use(bearerAuth(service.config.ADMIN_TOKEN));
+/**
+ * The admin API as one handler: the bearer check runs first for every request
+ * it is given, whatever the path, then the body limit, then its routes (404 or
+ * 405 when none matches). Mounted only when ADMIN_TOKEN is set, either for
+ * every request of its own listener or for `/admin…` on the public one.
+ */
+export function adminApi(service: AppServices) {
+  const router = strictRouter('/admin');
+  const { store, memory, cache } = service;
+  const authorize = checkBearer(service.config.ADMIN_TOKEN);
+  const routes = routesOrRefuse(router);
+  const page = adminPage(service.config);
+
+  router.get('/', page.page);
 
   router.get('/videos', async (ctx) => {
     const limit = ctx.query.limit === undefined ? PAGE_DEFAULT : Number(ctx.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_MAX) throw new TubeError('BAD_REQUEST', `limit must be a whole number from 1 to ${PAGE_MAX}`);
     const cursor = typeof ctx.query.cursor === 'string' && ctx.query.cursor !== '' ? ctx.query.cursor : undefined;
-    ctx.body = await listVideos(s3, { cursor, limit, concurrency: DEFAULT_CONCURRENCY });
+    ctx.body = await listVideos(store, { cursor, limit, concurrency: DEFAULT_CONCURRENCY });
   });
 
   router.get('/videos/:id', async (ctx) => {
@@ -54,7 +67,7 @@ export function adminRoutes(service: Service): Router {
     const video = cache.video(id);
     const manifest = memory.getManifest(video);
     const inMemory = manifest && { format: video.format, manifest, slices: memory.slicesHeld(manifest) };
-    const stored = await statVideo(s3, id);
+    const stored = await statVideo(store, id);
     if (!inMemory && stored.length === 0) throw new TubeError('NOT_FOUND', `video ${id} is not cached`);
     ctx.body = { id, s3: stored, memory: inMemory ?? null };
   });
@@ -62,8 +75,8 @@ export function adminRoutes(service: Service): Router {
   router.delete('/videos/:id', async (ctx) => {
     const id = parseVideoId(ctx.params.id ?? '');
     const entries = memory.deleteVideo(cache.video(id));
-    const removed = await removeVideos(s3, [id], { concurrency: DEFAULT_CONCURRENCY });
-    if (removed.failures.length) throw new TubeError('S3_ERROR', `${removed.failures.length} objects not deleted, first: ${removed.failures[0]!.key}`);
+    const removed = await removeVideos(store, [id], { concurrency: DEFAULT_CONCURRENCY });
+    if (removed.failures.length) throw new TubeError('STORE_ERROR', `${removed.failures.length} objects not deleted, first: ${removed.failures[0]!.key}`);
     if (entries === 0 && removed.missing.length) throw new TubeError('NOT_FOUND', `video ${id} is not cached`);
     ctx.body = { id, memory: { entries }, s3: { videos: removed.videos.length, objects: removed.objects, bytes: removed.bytes } };
   });
@@ -76,31 +89,32 @@ export function adminRoutes(service: Service): Router {
     ctx.body = await stats(service);
   });
 
-  return router;
+  return async (ctx: Context) => {
+    // A browser's navigation to the page carries no header: its 401 is the login page instead of a JSON error. No route is reached without the check.
+    if (ctx.path === PAGE_PATH && ctx.get('Authorization') === '' && (ctx.method === 'GET' || ctx.method === 'HEAD')) return page.login(ctx);
+    authorize(ctx);
+    if ((ctx.request.length ?? 0) > BODY_MAX) throw new TubeError('PAYLOAD_TOO_LARGE', `Content-Length over ${BODY_MAX} bytes`);
+    await routes(ctx);
+  };
 }
 
-/** The admin API on its own port (ADMIN_PORT), with the same request log and error bodies as the main app. */
-export function createAdminApp(service: Service): Koa {
-  const app = new Koa();
-  app.proxy = true;
-  app.silent = true;
-  const router = adminRoutes(service);
-  app.use(requestLog(service.logger));
-  app.use(errorBody(service.logger));
-  app.use(router.routes());
-  app.use(router.allowedMethods());
-  app.use((ctx) => {
-    throw new TubeError('NOT_FOUND', `${ctx.method} ${ctx.path}`);
-  });
+/** The admin API on its own port (ADMIN_PORT): every request goes through it, with the same request log, error bodies and path rules as the main app. */
+export function createAdminApp(service: AppServices): Koa {
+  const app = listenerApp(service.logger, service.metrics);
+  app.use(adminApi(service));
   return app;
 }
 
+/** The body as a JSON object: none is `{}`; another Content-Type is 415; over BODY_MAX (also when chunked) is 413. */
 async function readJson(ctx: Context): Promise<Record<string, unknown>> {
+  const hasBody = ctx.request.length === undefined ? ctx.get('Transfer-Encoding') !== '' : ctx.request.length > 0;
+  if (!hasBody) return {};
+  if (!ctx.is('application/json')) throw new TubeError('UNSUPPORTED_MEDIA_TYPE', `got ${JSON.stringify(ctx.get('Content-Type').slice(0, 100))}`);
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
     length += chunk.length;
-    if (length > BODY_MAX) throw new TubeError('BAD_REQUEST', `body larger than ${BODY_MAX} bytes`);
+    if (length > BODY_MAX) throw new TubeError('PAYLOAD_TOO_LARGE', `body over ${BODY_MAX} bytes`);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();
@@ -151,15 +165,15 @@ const total = async (counter: Counter<string>) => (await counter.get()).values.r
 const ratio = (part: number, whole: number) => (whole > 0 ? Math.round((part / whole) * 1e4) / 1e4 : null);
 
 /** `GET /admin/stats`: what this process has served and holds, from the same counters /metrics exposes. */
-async function stats(service: Service) {
+async function stats(service: AppServices) {
   const { metrics, memory, cache, resolver, config } = service;
-  const [requests, bytes, slices, origin, uploads, s3Operations, pruneRuns] = await Promise.all([
+  const [requests, bytes, slices, origin, uploads, storeOperations, pruneRuns] = await Promise.all([
     byLabel(metrics.requests, 'status'),
     byLabel(metrics.bytesServed, 'tier'),
     byLabel(metrics.sliceReads, 'tier'),
     byLabel(metrics.originRequests, 'outcome'),
     byLabel(metrics.uploads, 'outcome'),
-    byLabel(metrics.s3Operations, 'outcome'),
+    byLabel(metrics.storeOperations, 'outcome'),
     byLabel(metrics.pruneRuns, 'outcome'),
   ]);
   const requestCount = Object.values(requests).reduce((n, v) => n + v, 0);
@@ -173,13 +187,13 @@ async function stats(service: Service) {
   });
   const usage = process.memoryUsage();
   return {
-    requests: { ...requests, total: requestCount, hitRatio: ratio((requests.HIT ?? 0) + (requests['HIT-S3'] ?? 0), requestCount) },
-    tiers: { memory: tier('memory'), s3: tier('s3'), origin: tier('origin') },
+    requests: { ...requests, total: requestCount, hitRatio: ratio((requests.HIT ?? 0) + (requests['HIT-DISK'] ?? 0) + (requests['HIT-S3'] ?? 0), requestCount) },
+    tiers: { memory: tier('memory'), [service.store.name]: tier(service.store.name), origin: tier('origin') },
     memory: { bytes: memory.bytes, entries: memory.entries, maxBytes: config.MEMORY_CACHE_BYTES, evictions: await total(metrics.memoryEvictions) },
     uploads: { queued: cache.uploadsQueued, running: cache.uploadsRunning, dropped: await total(metrics.uploadsDropped), ...uploads },
     inFlight: { sliceFetches: cache.inFlight, ytdlpRuns: resolver.running, joins: await total(metrics.flightJoins) },
     origin: { requests: origin, bytes: await total(metrics.originBytes) },
-    s3: { available: service.s3.available, operations: s3Operations },
+    store: { kind: service.store.name, available: service.store.available, operations: storeOperations },
     prune: { running: service.pruner.running, runs: pruneRuns, deletedObjects: await total(metrics.pruneDeleted) },
     process: { rss: usage.rss, heapUsed: usage.heapUsed, uptimeSeconds: Math.round(process.uptime()) },
   };

@@ -1,30 +1,33 @@
 import { randomUUID } from 'node:crypto';
-import Router from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import type { Logger } from 'pino';
 import { TubeError } from '../errors.js';
-import type { Service } from '../service.js';
-import { parseVideoId } from '../origin/video-id.js';
+import type { Metrics } from '../metrics.js';
+import { prefetchRoute } from './prefetch.js';
 import { proxyRoute } from './proxy.js';
+import { requestMetrics } from './request-metrics.js';
+import { canonicalPath, routesOrRefuse, strictRouter } from './routing.js';
+import type { AppServices } from './services.js';
 
-/** The public app: proxy, prefetch, health, readiness and metrics (and the admin API when it shares the port). */
-export function createApp(service: Service, extraRoutes?: Router): Koa {
-  const app = new Koa();
-  app.proxy = true;
-  app.silent = true;
-  const router = new Router();
+/** Seconds a load balancer is asked to wait before asking /readyz again: the store and yt-dlp are re-checked on every call. */
+const READY_RETRY_AFTER = 5;
+
+/**
+ * The public app: proxy, prefetch, health, readiness and metrics. `admin`, when
+ * the admin API shares the port, is handed every request whose (canonical)
+ * first segment is `admin`, and answers it whole: its routes are not in this
+ * router, so no spelling reaches them except through its bearer check.
+ */
+export function createApp(service: AppServices, admin?: (ctx: Context) => Promise<void>): Koa {
+  const app = listenerApp(service.logger, service.metrics);
+  const router = strictRouter();
   const { cache, metrics } = service;
 
   const proxy = proxyRoute(cache, metrics);
   router.get('/proxy/:id', proxy);
   router.head('/proxy/:id', proxy);
 
-  router.post('/prefetch/:id', (ctx) => {
-    const video = cache.video(parseVideoId(ctx.params.id ?? ''));
-    cache.prefetch(video).catch((error: unknown) => service.logger.warn({ videoId: video.id, err: error }, 'prefetch failed'));
-    ctx.status = 202;
-    ctx.body = { id: video.id, status: 'accepted' };
-  });
+  router.post('/prefetch/:id', prefetchRoute(service));
 
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
@@ -33,6 +36,7 @@ export function createApp(service: Service, extraRoutes?: Router): Koa {
   router.get('/readyz', async (ctx) => {
     const checks = await service.readiness();
     ctx.status = Object.values(checks).every((check) => check.ok) ? 200 : 503;
+    if (ctx.status === 503) ctx.set('Retry-After', String(READY_RETRY_AFTER));
     ctx.body = { status: ctx.status === 200 ? 'ready' : 'not ready', checks };
   });
 
@@ -41,19 +45,25 @@ export function createApp(service: Service, extraRoutes?: Router): Koa {
     ctx.body = await metrics.registry.metrics();
   });
 
-  app.use(requestLog(service.logger));
-  app.use(errorBody(service.logger));
-  if (extraRoutes) app.use(extraRoutes.routes());
-  app.use(router.routes());
-  app.use(router.allowedMethods());
-  app.use((ctx) => {
-    throw new TubeError('NOT_FOUND', `${ctx.method} ${ctx.path}`);
-  });
+  if (admin) app.use((ctx, next) => (ctx.path.split('/')[1] === 'admin' ? admin(ctx) : next()));
+  app.use(routesOrRefuse(router));
+  return app;
+}
+
+/** What every listener does before its routes: the request log and duration histogram, JSON error bodies, and the refusal of non-canonical paths. */
+export function listenerApp(logger: Logger, metrics?: Metrics): Koa {
+  const app = new Koa();
+  app.proxy = true;
+  app.silent = true;
+  app.use(requestLog(logger));
+  if (metrics) app.use(requestMetrics(metrics));
+  app.use(errorBody(logger));
+  app.use(canonicalPath);
   return app;
 }
 
 /** One JSON line per request: id, route, status, the tier that served it, bytes and time. */
-export function requestLog(logger: Logger) {
+function requestLog(logger: Logger) {
   return async (ctx: Context, next: Next) => {
     const started = performance.now();
     const socket = ctx.req.socket;
@@ -83,24 +93,26 @@ export function requestLog(logger: Logger) {
   };
 }
 
+const KEPT_ON_ERROR = new Set(['x-request-id', 'www-authenticate', 'allow']);
+
 /** Turns errors into `{ error: { code, message } }` with the table's status; 5xx bodies say no more than the table. */
-export function errorBody(logger: Logger) {
+function errorBody(logger: Logger) {
   return async (ctx: Context, next: Next) => {
     try {
       await next();
     } catch (caught) {
-      const error = caught instanceof TubeError ? caught : undefined;
-      const status = error?.status ?? 500;
+      const expected = caught instanceof TubeError;
+      const error = expected ? caught : new TubeError('INTERNAL', undefined, { cause: caught });
       // Expected failures are one line with their code; anything else keeps its stack.
       const log = ctx.state.log ?? logger;
-      if (error) log[status >= 500 ? 'warn' : 'info']({ code: error.code, reason: error.message }, 'request failed');
-      else log.error({ err: caught, code: 'INTERNAL' }, 'request failed');
+      if (expected) log[error.status >= 500 ? 'warn' : 'info']({ code: error.code, reason: error.message }, 'request failed');
+      else log.error({ err: caught, code: error.code }, 'request failed');
       if (ctx.headerSent || !ctx.writable) return;
-      // Headers set for a success (ETag, Content-Range…) do not belong on the error; a 401's WWW-Authenticate does.
-      for (const name of Object.keys(ctx.response.headers)) if (name !== 'x-request-id' && name !== 'www-authenticate') ctx.remove(name);
-      ctx.status = status;
-      if (error?.retryAfter) ctx.set('Retry-After', String(error.retryAfter));
-      ctx.body = { error: { code: error?.code ?? 'INTERNAL', message: error?.publicMessage ?? 'internal error' } };
+      // Headers set for a success (ETag, Content-Range…) do not belong on the error; a 401's WWW-Authenticate and a 405's Allow do.
+      for (const name of Object.keys(ctx.response.headers)) if (!KEPT_ON_ERROR.has(name)) ctx.remove(name);
+      ctx.status = error.status;
+      if (error.retryAfter) ctx.set('Retry-After', String(error.retryAfter));
+      ctx.body = { error: { code: error.code, message: error.publicMessage } };
     }
   };
 }

@@ -8,6 +8,7 @@ import { parseRange } from './range.js';
 /** GET and HEAD /proxy/:id — the video, whole or one range, from the cheapest tier that has it. */
 export function proxyRoute(cache: TieredCache, metrics: Metrics) {
   return async (ctx: Context & { params: Record<string, string> }) => {
+    const started = performance.now();
     const video = cache.video(parseVideoId(ctx.params.id ?? ''));
     const { manifest, tier } = await cache.manifest(video);
     cache.touch(video);
@@ -62,6 +63,7 @@ export function proxyRoute(cache: TieredCache, metrics: Metrics) {
       throw error;
     }
 
+    metrics.firstByteSeconds.observe({ status }, (performance.now() - started) / 1000);
     // Streamed by hand: koa would leave a response hanging if the body failed after the headers.
     ctx.respond = false;
     try {

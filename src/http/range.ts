@@ -7,7 +7,10 @@ const UNSATISFIABLE: RangeRequest = { kind: 'unsatisfiable' };
 /**
  * One range (`a-b`, `a-`, `-n`) → partial. Several ranges → the whole body
  * (never multipart: players ask one range at a time). Another unit → whole
- * (RFC 9110 lets a server ignore it). A malformed or out-of-bounds byte range → 416.
+ * (RFC 9110 lets a server ignore it). A malformed range, or one starting at or
+ * past the end → 416. Per RFC 9110 §14.1.2 a last-byte-pos past the end (of any
+ * size, even beyond 2^53) means the last byte, and a suffix longer than the
+ * body means all of it: numbers are compared, never required to be exact.
  */
 export function parseRange(header: string | undefined, size: number): RangeRequest {
   if (!header) return WHOLE;
@@ -19,7 +22,6 @@ export function parseRange(header: string | undefined, size: number): RangeReque
   if (!spec || (spec[1] === '' && spec[2] === '')) return UNSATISFIABLE;
   const first = spec[1] === '' ? undefined : Number(spec[1]);
   const last = spec[2] === '' ? undefined : Number(spec[2]);
-  if ((first !== undefined && !Number.isSafeInteger(first)) || (last !== undefined && !Number.isSafeInteger(last))) return UNSATISFIABLE;
   if (first === undefined) {
     // Suffix: the last n bytes.
     return last! > 0 && size > 0 ? { kind: 'partial', start: Math.max(0, size - last!), end: size - 1 } : UNSATISFIABLE;

@@ -1,4 +1,5 @@
-import { DELETE_BATCH, type S3Tier } from '../cache/s3-tier.js';
+import { PAGE_MAX } from '../cache/store.js';
+import type { StoreTier } from '../cache/store-tier.js';
 import type { VideoId } from '../origin/video-id.js';
 import { collect, forEachLimit, objectsAfterManifest, scanVideos, type StoredObject, type StoredVideo } from './scan.js';
 
@@ -23,7 +24,7 @@ export interface DeleteResult {
  * ever finds a manifest whose slices are half deleted.
  */
 export async function deleteVideos(
-  s3: S3Tier,
+  store: StoreTier,
   videos: readonly StoredVideo[],
   options: { concurrency: number; signal?: AbortSignal; onDeleted?: (objects: number) => void },
 ): Promise<DeleteResult> {
@@ -33,10 +34,10 @@ export async function deleteVideos(
   const deleteAll = async (list: readonly StoredObject[]): Promise<Set<string>> => {
     const failed = new Set<string>();
     const batches: StoredObject[][] = [];
-    for (let i = 0; i < list.length; i += DELETE_BATCH) batches.push(list.slice(i, i + DELETE_BATCH));
+    for (let i = 0; i < list.length; i += PAGE_MAX) batches.push(list.slice(i, i + PAGE_MAX));
     await forEachLimit(batches, options.concurrency, async (batch) => {
       options.signal?.throwIfAborted();
-      const refused = await s3.deleteKeys(batch.map((object) => object.key)).catch((error: Error) => batch.map(({ key }) => ({ key, message: error.message })));
+      const refused = await store.deleteKeys(batch.map((object) => object.key)).catch((error: Error) => batch.map(({ key }) => ({ key, message: error.message })));
       for (const failure of refused) failed.add(failure.key);
       failures.push(...refused);
       for (const object of batch) {
@@ -56,13 +57,13 @@ export async function deleteVideos(
 }
 
 /** Everything stored for these ids (every format), manifests first; ids with nothing stored are `missing`. */
-export async function removeVideos(s3: S3Tier, ids: readonly VideoId[], options: { concurrency: number }): Promise<DeleteResult & { missing: VideoId[] }> {
+export async function removeVideos(store: StoreTier, ids: readonly VideoId[], options: { concurrency: number }): Promise<DeleteResult & { missing: VideoId[] }> {
   const found: StoredVideo[] = [];
   const missing: VideoId[] = [];
   await forEachLimit(ids, options.concurrency, async (id) => {
-    const videos = await collect(scanVideos(s3, { prefix: `${s3.keys.videosRoot}${id}/` }));
+    const videos = await collect(scanVideos(store, { prefix: `${store.keys.videosRoot}${id}/` }));
     if (videos.length === 0) missing.push(id);
     found.push(...videos);
   });
-  return { ...(await deleteVideos(s3, found, options)), missing };
+  return { ...(await deleteVideos(store, found, options)), missing };
 }

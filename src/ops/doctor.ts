@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { isNotFound } from '../cache/s3-tier.js';
+import { openStore } from '../cache/open-store.js';
+import { isNotFound } from '../cache/s3-store.js';
+import type { StoreTier } from '../cache/store-tier.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { ytdlpVersion } from '../origin/resolver.js';
-import { openBucket, type Bucket } from './bucket.js';
 
 export interface Check {
   name: string;
@@ -19,7 +20,7 @@ const YTDLP_STALE_DAYS = 120;
 
 /**
  * Checks what `tubecache serve` needs, in the order an operator would fix it:
- * the settings, the bucket (reachable, then put/get/list/delete of a probe
+ * the settings, the store (reachable, then put/get/list/delete of a probe
  * object outside the videos/ prefix), and yt-dlp.
  */
 export async function runDoctor(config: Config, options: { metrics: Metrics }): Promise<Check[]> {
@@ -34,17 +35,17 @@ export async function runDoctor(config: Config, options: { metrics: Metrics }): 
     checks.push({ name: 'origin hosts', status: 'fail', detail: 'ORIGIN_ALLOWED_HOSTS is empty: every video would be refused', fix: 'unset ORIGIN_ALLOWED_HOSTS (default *.googlevideo.com,*.youtube.com)' });
   }
 
-  let bucket: Bucket | undefined;
+  let store: StoreTier | undefined;
   try {
-    bucket = await openBucket(config, options.metrics);
+    store = await openStore(config, options.metrics);
   } catch (error) {
-    checks.push({ name: 'embedded S3', status: 'fail', detail: `cannot start on DATA_DIR=${config.DATA_DIR}: ${(error as Error).message}`, fix: 'make DATA_DIR a writable directory, or set S3_ENDPOINT' });
+    checks.push({ name: 'disk store', status: 'fail', detail: `cannot open DATA_DIR=${config.DATA_DIR}: ${(error as Error).message}`, fix: 'make DATA_DIR a writable directory, or set S3_ENDPOINT' });
   }
-  if (bucket) {
+  if (store) {
     try {
-      checks.push(...(await bucketChecks(config, bucket)));
+      checks.push(...(await storeChecks(config, store)));
     } finally {
-      await bucket.close();
+      await store.store.close();
     }
   }
   checks.push(await ytdlpCheck(config));
@@ -52,24 +53,24 @@ export async function runDoctor(config: Config, options: { metrics: Metrics }): 
 }
 
 function settingsCheck(config: Config): Check {
-  const where = config.S3_ENDPOINT ? `S3 ${config.S3_ENDPOINT}` : `embedded S3 on DATA_DIR=${config.DATA_DIR}`;
-  const detail = `${where}, bucket "${config.S3_BUCKET}"${config.S3_PREFIX ? `, prefix "${config.S3_PREFIX}"` : ''}, format ${config.YTDLP_FORMAT}`;
+  const where = config.S3_ENDPOINT ? `S3 ${config.S3_ENDPOINT}, bucket "${config.S3_BUCKET}"` : `disk store on DATA_DIR=${config.DATA_DIR}`;
+  const detail = `${where}${config.S3_PREFIX ? `, prefix "${config.S3_PREFIX}"` : ''}, format ${config.YTDLP_FORMAT}`;
   if (config.S3_ENDPOINT) return { name: 'configuration', status: 'ok', detail };
   return {
     name: 'configuration',
     status: 'warn',
     detail,
-    fix: 'the embedded S3 server is for one node; set S3_ENDPOINT (and S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY) so that nodes share a bucket',
+    fix: 'the disk store is for one node; set S3_ENDPOINT (and S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY) so that nodes share a bucket',
   };
 }
 
-/** What an S3 failure most likely means, from the SDK error behind our S3_ERROR. */
+/** What a store failure most likely means, from the SDK or file-system error behind our STORE_ERROR. */
 function explainS3(config: Config, error: unknown): { detail: string; fix: string } {
   const cause = ((error as { cause?: unknown }).cause ?? error) as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
   const status = cause.$metadata?.httpStatusCode;
   const name = cause.name ?? '';
   const message = cause.message || name || String(error);
-  const endpoint = config.S3_ENDPOINT || 'the embedded S3 server';
+  const endpoint = config.S3_ENDPOINT || `DATA_DIR=${config.DATA_DIR}`;
   if (/CredentialsProviderError/.test(name) || /credentials/i.test(message)) {
     return { detail: message, fix: 'set S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY (or give the AWS SDK credentials: AWS_PROFILE, an instance role…)' };
   }
@@ -85,9 +86,10 @@ function explainS3(config: Config, error: unknown): { detail: string; fix: strin
   return { detail: message, fix: 'check the S3_* settings against your S3 provider' };
 }
 
-async function bucketChecks(config: Config, { s3 }: Bucket): Promise<Check[]> {
+async function storeChecks(config: Config, store: StoreTier): Promise<Check[]> {
+  const label = store.name === 's3' ? 'S3' : 'disk store';
   try {
-    await s3.ping();
+    await store.ping();
   } catch (error) {
     if (isNotFound((error as { cause?: unknown }).cause)) {
       return [
@@ -96,37 +98,37 @@ async function bucketChecks(config: Config, { s3 }: Bucket): Promise<Check[]> {
           : { name: 'S3 bucket', status: 'fail', detail: `bucket "${config.S3_BUCKET}" does not exist`, fix: 'create it, or set S3_BUCKET to an existing bucket, or S3_CREATE_BUCKET=true' },
       ];
     }
-    return [{ name: 'S3 reachable', status: 'fail', ...explainS3(config, error) }];
+    return [{ name: `${label} reachable`, status: 'fail', ...explainS3(config, error) }];
   }
-  const checks: Check[] = [{ name: 'S3 reachable', status: 'ok', detail: `bucket "${config.S3_BUCKET}" answers` }];
+  const checks: Check[] = [{ name: `${label} reachable`, status: 'ok', detail: `${store.store.location} answers` }];
 
   // Outside videos/, so a prune running meanwhile never sees it.
   const key = `${config.S3_PREFIX}tubecache-doctor/${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   const body = `tubecache doctor ${new Date().toISOString()}`;
-  const grant = (action: string) => `grant ${action} on arn:aws:s3:::${config.S3_BUCKET}/${config.S3_PREFIX}* to this key`;
+  const grant = (action: string) => (store.name === 's3' ? `grant ${action} on arn:aws:s3:::${config.S3_BUCKET}/${config.S3_PREFIX}* to this key` : `make ${store.store.location} readable and writable by this user`);
   const steps: [string, string, () => Promise<string | undefined>][] = [
-    ['put', 's3:PutObject', async () => void (await s3.putText(key, body, 'text/plain'))],
-    ['get', 's3:GetObject', async () => ((await s3.getText(key)) === body ? undefined : 'read back different bytes')],
+    ['put', 's3:PutObject', async () => void (await store.putText(key, body, 'text/plain'))],
+    ['get', 's3:GetObject', async () => ((await store.getText(key)) === body ? undefined : 'read back different bytes')],
     [
       'list',
       's3:ListBucket',
       async () => {
-        for await (const page of s3.list(key)) if (page.some((object) => object.Key === key)) return undefined;
+        for await (const page of store.list(key)) if (page.some((object) => object.key === key)) return undefined;
         return 'the probe object is not listed';
       },
     ],
-    ['delete', 's3:DeleteObject', async () => (await s3.deleteKeys([key]))[0]?.message],
+    ['delete', 's3:DeleteObject', async () => (await store.deleteKeys([key]))[0]?.message],
   ];
   const failed: string[] = [];
   for (const [step, action, run] of steps) {
     const problem = await run().catch((error: unknown) => explainS3(config, error).detail);
     if (problem !== undefined) {
-      checks.push({ name: `S3 ${step}`, status: 'fail', detail: problem, fix: grant(action) });
+      checks.push({ name: `${label} ${step}`, status: 'fail', detail: problem, fix: grant(action) });
       failed.push(step);
       if (step === 'put') break;
     }
   }
-  if (failed.length === 0) checks.push({ name: 'S3 permissions', status: 'ok', detail: `put, get, list and delete of ${key}` });
+  if (failed.length === 0) checks.push({ name: `${label} permissions`, status: 'ok', detail: `put, get, list and delete of ${key}` });
   return checks;
 }
 

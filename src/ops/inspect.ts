@@ -1,43 +1,11 @@
 import { parseManifest, sliceCount, type Manifest } from '../cache/manifest.js';
-import type { S3Tier } from '../cache/s3-tier.js';
+import type { StoreTier } from '../cache/store-tier.js';
 import { TubeError } from '../errors.js';
 import { isVideoId, type VideoId } from '../origin/video-id.js';
-import { forEachLimit, lastAccess, scanVideos, type AccessSource, type StoredVideo } from './scan.js';
+import { forEachLimit, lastAccess, scanVideos, type StoredVideo } from './scan.js';
+import type { VideoDetail, VideoInfo } from './video-info.js';
 
-/** One cached video as `tubecache ls` and `GET /admin/videos` show it. */
-export interface VideoInfo {
-  id: VideoId;
-  format: string;
-  /** 'missing': slices or an access object without a manifest (an upload in progress, or left behind). */
-  manifest: 'ok' | 'missing' | 'unreadable';
-  /** The video's size (from the manifest). */
-  size: number | null;
-  contentType: string | null;
-  duration: number | null;
-  sliceBytes: number | null;
-  totalSlices: number | null;
-  /** Slice objects in S3 and their bytes. */
-  persistedSlices: number;
-  persistedBytes: number;
-  /** Seconds from the start that S3 holds without a gap (playback starts without the origin). */
-  headSeconds: number | null;
-  /** Every object of the video, manifest and access object included. */
-  objects: number;
-  bytes: number;
-  createdAt: string | null;
-  lastAccess: string;
-  lastAccessFrom: AccessSource;
-}
-
-/** `stat`: the listing's view plus the manifest itself and each slice object. */
-export interface VideoDetail extends VideoInfo {
-  manifestBody: Manifest | null;
-  slices: { index: number; bytes: number; lastModified: string }[];
-  /** In the manifest's `persisted` but absent from S3 (readers fall back to the origin). */
-  missingSlices: number[];
-  /** In S3 but not in the manifest (uploaded, manifest not yet rewritten; or left behind). */
-  unlistedSlices: number[];
-}
+export type { VideoDetail, VideoInfo };
 
 export type VideoSort = 'access' | 'size' | 'created';
 export const VIDEO_SORTS: readonly VideoSort[] = ['access', 'size', 'created'];
@@ -50,14 +18,25 @@ const ORDER: Record<VideoSort, (a: VideoInfo, b: VideoInfo) => number> = {
 };
 
 /** Reads the manifest whatever SLICE_BYTES it was written with (the service would ignore it, but it is in the bucket). */
-async function readManifest(s3: S3Tier, video: StoredVideo): Promise<Manifest | undefined> {
+async function readManifest(store: StoreTier, video: StoredVideo): Promise<Manifest | undefined> {
   if (!video.manifest) return undefined;
-  const text = await s3.getText(video.manifest.key);
+  const text = await store.getText(video.manifest.key);
   return text === undefined ? undefined : parseManifest(text, { id: video.id, format: video.format });
 }
 
-async function describe(s3: S3Tier, video: StoredVideo): Promise<{ info: VideoInfo; manifest: Manifest | undefined }> {
-  const [manifest, access] = await Promise.all([readManifest(s3, video), lastAccess(s3, video)]);
+/** Sorted slice indices as inclusive runs, so a video of thousands of slices lists in a few pairs. */
+function runs(indices: readonly number[]): [number, number][] {
+  const ranges: [number, number][] = [];
+  for (const index of [...indices].sort((a, b) => a - b)) {
+    const last = ranges.at(-1);
+    if (last && index === last[1] + 1) last[1] = index;
+    else ranges.push([index, index]);
+  }
+  return ranges;
+}
+
+async function describe(store: StoreTier, video: StoredVideo): Promise<{ info: VideoInfo; manifest: Manifest | undefined }> {
+  const [manifest, access] = await Promise.all([readManifest(store, video), lastAccess(store, video)]);
   const present = new Map(video.slices.map((slice) => [slice.index, slice.size]));
   let contiguous = 0;
   for (let index = 0; present.has(index); index++) contiguous += present.get(index)!;
@@ -75,6 +54,8 @@ async function describe(s3: S3Tier, video: StoredVideo): Promise<{ info: VideoIn
       totalSlices: manifest ? sliceCount(manifest) : null,
       persistedSlices: video.slices.length,
       persistedBytes: video.slices.reduce((n, slice) => n + slice.size, 0),
+      persistedRanges: runs(video.slices.map((slice) => slice.index)),
+      headSlices: manifest?.headSlices ?? null,
       headSeconds,
       objects: video.count,
       bytes: video.bytes,
@@ -85,20 +66,20 @@ async function describe(s3: S3Tier, video: StoredVideo): Promise<{ info: VideoIn
   };
 }
 
-async function describeAll(s3: S3Tier, videos: readonly StoredVideo[], concurrency: number): Promise<VideoInfo[]> {
+async function describeAll(store: StoreTier, videos: readonly StoredVideo[], concurrency: number): Promise<VideoInfo[]> {
   const infos = new Array<VideoInfo>(videos.length);
   await forEachLimit(videos.keys(), concurrency, async (i) => {
-    infos[i] = (await describe(s3, videos[i]!)).info;
+    infos[i] = (await describe(store, videos[i]!)).info;
   });
   return infos;
 }
 
 /** A page cursor is the last video of the previous page: `id/format`. */
-function startAfter(s3: S3Tier, cursor: string): string {
+function startAfter(store: StoreTier, cursor: string): string {
   const [id, format, ...rest] = cursor.split('/');
   if (!id || !isVideoId(id) || !format || rest.length > 0 || !/^[A-Za-z0-9._+-]+$/.test(format)) throw new TubeError('BAD_REQUEST', 'cursor must be a value of nextCursor');
   // '0' sorts right after '/': past every key of this video, before the next format or id.
-  return `${s3.keys.videosRoot}${id}/${format}0`;
+  return `${store.keys.videosRoot}${id}/${format}0`;
 }
 
 /**
@@ -107,13 +88,13 @@ function startAfter(s3: S3Tier, cursor: string): string {
  * and one access object per video shown.
  */
 export async function listVideos(
-  s3: S3Tier,
+  store: StoreTier,
   options: { cursor?: string; limit?: number; concurrency: number },
 ): Promise<{ videos: VideoInfo[]; nextCursor: string | null }> {
   const limit = options.limit ?? Infinity;
   const stored: StoredVideo[] = [];
   let more = false;
-  for await (const video of scanVideos(s3, options.cursor ? { startAfter: startAfter(s3, options.cursor) } : {})) {
+  for await (const video of scanVideos(store, options.cursor ? { startAfter: startAfter(store, options.cursor) } : {})) {
     if (stored.length === limit) {
       more = true;
       break;
@@ -121,21 +102,21 @@ export async function listVideos(
     stored.push(video);
   }
   const last = stored.at(-1);
-  return { videos: await describeAll(s3, stored, options.concurrency), nextCursor: more && last ? `${last.id}/${last.format}` : null };
+  return { videos: await describeAll(store, stored, options.concurrency), nextCursor: more && last ? `${last.id}/${last.format}` : null };
 }
 
 /** Every cached video, sorted, at most `limit` (`tubecache ls`). */
-export async function listAllVideos(s3: S3Tier, options: { sort: VideoSort; limit?: number; concurrency: number }): Promise<VideoInfo[]> {
-  const { videos } = await listVideos(s3, { concurrency: options.concurrency });
+export async function listAllVideos(store: StoreTier, options: { sort: VideoSort; limit?: number; concurrency: number }): Promise<VideoInfo[]> {
+  const { videos } = await listVideos(store, { concurrency: options.concurrency });
   return videos.sort(ORDER[options.sort]).slice(0, options.limit ?? videos.length);
 }
 
 /** Everything the bucket holds about one id, per format; empty when nothing. */
-export async function statVideo(s3: S3Tier, id: VideoId): Promise<VideoDetail[]> {
+export async function statVideo(store: StoreTier, id: VideoId): Promise<VideoDetail[]> {
   const details: VideoDetail[] = [];
-  for await (const video of scanVideos(s3, { prefix: `${s3.keys.videosRoot}${id}/` })) {
-    const { info, manifest } = await describe(s3, video);
-    const inS3 = new Set(video.slices.map((slice) => slice.index));
+  for await (const video of scanVideos(store, { prefix: `${store.keys.videosRoot}${id}/` })) {
+    const { info, manifest } = await describe(store, video);
+    const stored = new Set(video.slices.map((slice) => slice.index));
     const listed = new Set(manifest?.persisted ?? []);
     details.push({
       ...info,
@@ -143,8 +124,8 @@ export async function statVideo(s3: S3Tier, id: VideoId): Promise<VideoDetail[]>
       slices: video.slices
         .map((slice) => ({ index: slice.index, bytes: slice.size, lastModified: new Date(slice.lastModified).toISOString() }))
         .sort((a, b) => a.index - b.index),
-      missingSlices: [...listed].filter((index) => !inS3.has(index)),
-      unlistedSlices: manifest ? [...inS3].filter((index) => !listed.has(index)).sort((a, b) => a - b) : [],
+      missingSlices: [...listed].filter((index) => !stored.has(index)),
+      unlistedSlices: manifest ? [...stored].filter((index) => !listed.has(index)).sort((a, b) => a - b) : [],
     });
   }
   return details;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { S3Tier } from '../cache/s3-tier.js';
+import type { StoreTier } from '../cache/store-tier.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { deleteVideos, type DeleteFailure } from './delete.js';
@@ -19,7 +19,7 @@ export interface PruneOptions {
   maxBytes: number;
   /** Report what would be deleted; delete nothing. */
   dryRun: boolean;
-  /** S3 requests at once (access-time reads, DeleteObjects batches). */
+  /** Store requests at once (access-time reads, delete batches). */
   concurrency: number;
   /** Objects of a video without a manifest are deleted once none is newer than this. */
   orphanGraceMs: number;
@@ -54,7 +54,7 @@ export interface PruneSummary {
   /** With dryRun: what would be deleted. `videos` counts cached videos (with a manifest); orphans are counted apart. */
   deleted: Tally & { expired: number; overBudget: number; orphans: number };
   kept: Tally;
-  /** Objects S3 refused to delete; a video whose manifest could not be deleted is kept. */
+  /** Objects the store refused to delete; a video whose manifest could not be deleted is kept. */
   failures: DeleteFailure[];
   /** The videos (and orphans) deleted, or to be deleted with dryRun. */
   videos: PrunedVideo[];
@@ -84,13 +84,13 @@ interface Candidate {
  * byte budget) the least recently read until the rest fits, and the remains
  * of videos that lost their manifest. Manifests go first (see deleteVideos).
  */
-export async function prune(s3: S3Tier, options: PruneOptions, hooks: PruneHooks = {}): Promise<PruneSummary> {
+export async function prune(store: StoreTier, options: PruneOptions, hooks: PruneHooks = {}): Promise<PruneSummary> {
   const started = Date.now();
   const { signal, onProgress } = hooks;
   try {
     const videos: StoredVideo[] = [];
     let foreign = { objects: 0, bytes: 0 };
-    for await (const video of scanVideos(s3, {
+    for await (const video of scanVideos(store, {
       onObjects: (seen) => onProgress?.('scan', seen),
       onForeign: (object) => (foreign = { objects: foreign.objects + 1, bytes: foreign.bytes + object.size }),
     })) {
@@ -102,7 +102,7 @@ export async function prune(s3: S3Tier, options: PruneOptions, hooks: PruneHooks
     const withManifest = videos.filter((video) => video.manifest);
     await forEachLimit(withManifest, options.concurrency, async (video) => {
       signal?.throwIfAborted();
-      cached.push({ video, at: (await lastAccess(s3, video)).at });
+      cached.push({ video, at: (await lastAccess(store, video)).at });
       onProgress?.('access', cached.length, withManifest.length);
     });
 
@@ -128,7 +128,7 @@ export async function prune(s3: S3Tier, options: PruneOptions, hooks: PruneHooks
     const chosenObjects = chosen.reduce((n, video) => n + video.count, 0);
     const result = options.dryRun
       ? { videos: chosen, objects: chosenObjects, bytes: chosen.reduce((n, video) => n + video.bytes, 0), failures: [] }
-      : await deleteVideos(s3, chosen, { concurrency: options.concurrency, signal, onDeleted: (n) => onProgress?.('delete', n, chosenObjects) });
+      : await deleteVideos(store, chosen, { concurrency: options.concurrency, signal, onDeleted: (n) => onProgress?.('delete', n, chosenObjects) });
 
     const gone = new Set(result.videos);
     const countOf = (reason: PruneReason) => result.videos.filter((video) => doomed.get(video)?.reason === reason).length;
@@ -166,7 +166,7 @@ export async function prune(s3: S3Tier, options: PruneOptions, hooks: PruneHooks
  * timer, so it never keeps the process alive) and on POST /admin/prune.
  */
 export class Pruner {
-  readonly #s3: S3Tier;
+  readonly #store: StoreTier;
   readonly #config: Config;
   readonly #metrics: Metrics;
   readonly #log: Logger;
@@ -174,8 +174,8 @@ export class Pruner {
   #running: Promise<PruneSummary> | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(options: { s3: S3Tier; config: Config; metrics: Metrics; logger: Logger }) {
-    this.#s3 = options.s3;
+  constructor(options: { store: StoreTier; config: Config; metrics: Metrics; logger: Logger }) {
+    this.#store = options.store;
     this.#config = options.config;
     this.#metrics = options.metrics;
     this.#log = options.logger;
@@ -191,7 +191,7 @@ export class Pruner {
     const options = { ...defaultPruneOptions(this.#config), ...overrides };
     const run = (async () => {
       await previous?.catch(() => undefined);
-      const summary = await prune(this.#s3, options, { metrics: this.#metrics, signal: this.#stopping.signal });
+      const summary = await prune(this.#store, options, { metrics: this.#metrics, signal: this.#stopping.signal });
       const { videos: _list, ...counts } = summary;
       this.#log.info({ prune: counts }, summary.failures.length ? 'prune finished with failures' : 'prune finished');
       return summary;
@@ -214,7 +214,7 @@ export class Pruner {
     this.#timer.unref();
   }
 
-  /** Stops the schedule and aborts a running prune between S3 requests. */
+  /** Stops the schedule and aborts a running prune between store requests. */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#stopping.abort(new Error('service closing'));

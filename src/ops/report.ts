@@ -31,7 +31,7 @@ export function videoTable(videos: readonly VideoInfo[], now = Date.now()): stri
     ago(video.lastAccess, now),
   ]);
   const bytes = videos.reduce((n, video) => n + video.bytes, 0);
-  return `${table(['ID', 'FORMAT', 'SIZE', 'IN S3', 'SLICES', 'HEAD', 'CREATED', 'LAST ACCESS'], rows, new Set([2, 3, 4, 5]))}\n${videos.length} video${videos.length === 1 ? '' : 's'}, ${formatBytes(bytes)} in S3`;
+  return `${table(['ID', 'FORMAT', 'SIZE', 'STORED', 'SLICES', 'HEAD', 'CREATED', 'LAST ACCESS'], rows, new Set([2, 3, 4, 5]))}\n${videos.length} video${videos.length === 1 ? '' : 's'}, ${formatBytes(bytes)} stored`;
 }
 
 export function pruneReport(summary: PruneSummary): string {
@@ -77,13 +77,13 @@ export function videoReport(id: string, stored: readonly VideoDetail[], memory?:
   if (stored.length === 0 && !memory) return `${id} is not cached`;
   const lines: string[] = [];
   for (const video of stored) {
-    lines.push(`${video.id}/${video.format}  (S3)`);
+    lines.push(`${video.id}/${video.format}  (store)`);
     const m = video.manifestBody;
     if (m) {
       lines.push(
         `  size         ${formatBytes(m.size)} (${m.size} bytes), ${m.contentType}${m.duration ? `, ${m.duration}s` : ''}`,
         `  etag         ${m.etag}${m.lmt ? `  lmt ${m.lmt}` : ''}`,
-        `  slices       ${video.totalSlices} of ${formatBytes(m.sliceBytes)}; head ${m.headSlices}; manifest lists ${m.persisted.length} in S3`,
+        `  slices       ${video.totalSlices} of ${formatBytes(m.sliceBytes)}; head ${m.head ? `${m.head.slices.length} (${m.head.method})` : m.headSlices}; manifest lists ${m.persisted.length} stored`,
         `  created      ${m.createdAt}`,
       );
     } else {
@@ -91,11 +91,11 @@ export function videoReport(id: string, stored: readonly VideoDetail[], memory?:
     }
     lines.push(
       `  last access  ${video.lastAccess} (${ago(video.lastAccess, now)}; ${ACCESS_FROM[video.lastAccessFrom]})`,
-      `  in S3        ${video.persistedSlices} slices, ${formatBytes(video.persistedBytes)}; ${video.objects} objects, ${formatBytes(video.bytes)}${video.headSeconds !== null ? `; plays ${video.headSeconds}s without the origin` : ''}`,
-      `  S3 slices    ${ranges(video.slices.map((slice) => slice.index))}`,
+      `  stored       ${video.persistedSlices} slices, ${formatBytes(video.persistedBytes)}; ${video.objects} objects, ${formatBytes(video.bytes)}${video.headSeconds !== null ? `; plays ${video.headSeconds}s without the origin` : ''}`,
+      `  slices held  ${ranges(video.slices.map((slice) => slice.index))}`,
     );
-    if (video.missingSlices.length) lines.push(`  missing      ${ranges(video.missingSlices)} (in the manifest, not in S3: read from the origin)`);
-    if (video.unlistedSlices.length) lines.push(`  unlisted     ${ranges(video.unlistedSlices)} (in S3, not yet in the manifest)`);
+    if (video.missingSlices.length) lines.push(`  missing      ${ranges(video.missingSlices)} (in the manifest, not stored: read from the origin)`);
+    if (video.unlistedSlices.length) lines.push(`  unlisted     ${ranges(video.unlistedSlices)} (stored, not yet in the manifest)`);
   }
   if (memory !== undefined) {
     lines.push(memory ? `${id}/${memory.format}  (memory of the service)\n  slices       ${ranges(memory.slices)}` : `${id}  not in the service's memory`);

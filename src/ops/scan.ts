@@ -1,13 +1,10 @@
-import type { S3Tier } from '../cache/s3-tier.js';
+import type { ObjectInfo } from '../cache/store.js';
+import type { StoreTier } from '../cache/store-tier.js';
 import { isVideoId, type VideoId } from '../origin/video-id.js';
+import type { AccessSource } from './video-info.js';
 
 /** One object as a listing reports it. */
-export interface StoredObject {
-  readonly key: string;
-  readonly size: number;
-  /** Milliseconds since the epoch. */
-  readonly lastModified: number;
-}
+export type StoredObject = ObjectInfo;
 
 /** Everything the bucket holds for one video (id + format), from a listing alone. */
 export interface StoredVideo {
@@ -38,16 +35,14 @@ export interface ScanOptions {
 /**
  * Walks the bucket's listing (page by page, never the whole key set at once)
  * and yields one video at a time, in key order. The keys of one video are
- * contiguous in S3's order, so a video is complete when the next one starts.
+ * contiguous in key order, so a video is complete when the next one starts.
  */
-export async function* scanVideos(s3: S3Tier, options: ScanOptions = {}): AsyncGenerator<StoredVideo> {
+export async function* scanVideos(store: StoreTier, options: ScanOptions = {}): AsyncGenerator<StoredVideo> {
   let current: StoredVideo | undefined;
   let seen = 0;
-  for await (const page of s3.list(options.prefix ?? s3.keys.videosRoot, options.startAfter)) {
-    for (const entry of page) {
-      if (!entry.Key) continue;
-      const object: StoredObject = { key: entry.Key, size: entry.Size ?? 0, lastModified: entry.LastModified?.getTime() ?? 0 };
-      const parsed = s3.keys.parse(object.key);
+  for await (const page of store.list(options.prefix ?? store.keys.videosRoot, options.startAfter)) {
+    for (const object of page) {
+      const parsed = store.keys.parse(object.key);
       if (!parsed || !isVideoId(parsed.id)) {
         options.onForeign?.(object);
         continue;
@@ -70,7 +65,7 @@ export async function* scanVideos(s3: S3Tier, options: ScanOptions = {}): AsyncG
 }
 
 /**
- * S3 requests at once when the caller does not say: listing is sequential, but
+ * Store requests at once when the caller does not say: listing is sequential, but
  * prune and ls read one access object per video, where this is what counts.
  */
 export const DEFAULT_CONCURRENCY = 16;
@@ -93,17 +88,15 @@ export async function forEachLimit<T>(items: Iterable<T>, limit: number, work: (
   await Promise.all(Array.from({ length: Math.max(1, limit) }, worker));
 }
 
-export type AccessSource = 'access' | 'manifest' | 'objects';
-
 /**
- * When the video was last read. S3 objects are immutable, so the service
+ * When the video was last read. Stored objects are written once, so the service
  * records reads in the `access` object (an ISO time, rewritten at most once per
  * ACCESS_TOUCH_INTERVAL per node). Without a readable one: the access object's
  * LastModified, else the manifest's, else the newest object's (an orphan).
  */
-export async function lastAccess(s3: S3Tier, video: StoredVideo): Promise<{ at: number; source: AccessSource }> {
+export async function lastAccess(store: StoreTier, video: StoredVideo): Promise<{ at: number; source: AccessSource }> {
   if (video.access) {
-    const text = await s3.getText(video.access.key).catch(() => undefined);
+    const text = await store.getText(video.access.key).catch(() => undefined);
     const at = text === undefined ? NaN : Date.parse(text.trim());
     return { at: Number.isFinite(at) ? at : video.access.lastModified, source: 'access' };
   }

@@ -175,6 +175,7 @@ export class OriginFetcher {
     const config = this.#config;
     return new Promise((resolve, reject) => {
       const https = url.protocol === 'https:';
+      const started = performance.now();
       // Not `signal` in the options: Node would bind it to the pooled keep-alive socket, which
       // then dies (with an unhandled error) when that signal aborts long after this request.
       const request = (https ? httpsRequest : httpRequest)(url, { headers, agent: https ? this.#https : this.#http });
@@ -197,6 +198,7 @@ export class OriginFetcher {
       request.setTimeout(config.ORIGIN_IDLE_TIMEOUT, () => request.destroy(new AttemptError('idle timeout (ORIGIN_IDLE_TIMEOUT)', 'retry')));
       request.once('response', (incoming) => {
         clearTimeout(firstByte);
+        this.#metrics.originFirstByteSeconds.observe((performance.now() - started) / 1000);
         response = incoming;
         resolve(incoming);
       });

@@ -1,46 +1,36 @@
 import { execa } from 'execa';
 import type { Logger } from 'pino';
-import type { MemoryTier } from '../cache/memory-tier.js';
 import type { Config } from '../config.js';
 import { TubeError, isTubeError, type ErrorCode } from '../errors.js';
 import { Limiter } from '../limiter.js';
 import type { Metrics } from '../metrics.js';
+import { ResolutionCache, type Resolution } from './resolution-cache.js';
 import type { VideoId } from './video-id.js';
 
-/** What yt-dlp told us about one video's media: where to fetch it and with which headers. */
-export interface Resolution {
-  readonly url: string;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly filesize: number | undefined;
-  readonly duration: number | undefined;
-  readonly formatId: string | undefined;
-  readonly ext: string | undefined;
-  /** When tubecache stops using the URL (its expire= less RESOLVE_MARGIN). */
-  readonly expiresAt: number;
-}
+export type { Resolution };
 
 /** stderr patterns, most specific first. YouTube's wording as yt-dlp reports it. */
-const CLASSIFIERS: { code: ErrorCode; pattern: RegExp; retryAfter?: number }[] = [
-  { code: 'YTDLP_RESTRICTED', pattern: /confirm you.?re not a bot|sign in to confirm|age[- ]restricted|confirm your age|inappropriate|members[- ]only|login required|cookies|HTTP Error 429|too many requests/i, retryAfter: 60 },
+const CLASSIFIERS: { code: ErrorCode; pattern: RegExp }[] = [
+  { code: 'YTDLP_RESTRICTED', pattern: /confirm you.?re not a bot|sign in to confirm|age[- ]restricted|confirm your age|inappropriate|members[- ]only|login required|cookies|HTTP Error 429|too many requests/i },
   { code: 'VIDEO_UNAVAILABLE', pattern: /unavailable|private video|video is private|removed|terminated|does not exist|not available|no video formats|HTTP Error 404|unsupported url|is not a valid url/i },
 ];
 
 /**
- * Resolves a video id to a media URL by running yt-dlp. Results are cached in
- * the memory tier until the URL expires; concurrent callers share one run; at
+ * Resolves a video id to a media URL by running yt-dlp. Results are cached
+ * (ResolutionCache) until the URL expires; concurrent callers share one run; at
  * most YTDLP_CONCURRENCY runs at once, with a bounded queue behind them.
  */
 export class Resolver {
   readonly #config: Config;
-  readonly #memory: MemoryTier;
+  readonly #answers: ResolutionCache;
   readonly #metrics: Metrics;
   readonly #log: Logger;
   readonly #limiter: Limiter;
   readonly #running = new Map<string, Promise<Resolution>>();
 
-  constructor(options: { config: Config; memory: MemoryTier; metrics: Metrics; logger: Logger }) {
+  constructor(options: { config: Config; metrics: Metrics; logger: Logger }) {
     this.#config = options.config;
-    this.#memory = options.memory;
+    this.#answers = new ResolutionCache(options.config.YTDLP_FORMAT);
     this.#metrics = options.metrics;
     this.#log = options.logger;
     this.#limiter = new Limiter(this.#config.YTDLP_CONCURRENCY, this.#config.YTDLP_QUEUE);
@@ -51,12 +41,11 @@ export class Resolver {
   }
 
   resolve(id: VideoId): Promise<Resolution> {
-    const negative = this.#memory.getValue<{ code: ErrorCode; detail: string }>(negativeKey(id));
-    if (negative) return Promise.reject(new TubeError(negative.code, negative.detail));
-    const cached = this.#memory.getValue<Resolution>(resolutionKey(id));
-    if (cached && cached.expiresAt > Date.now()) {
+    const answer = this.#answers.get(id);
+    if (answer?.refusal) return Promise.reject(new TubeError(answer.refusal.code, answer.refusal.detail));
+    if (answer?.resolution && answer.resolution.expiresAt > Date.now()) {
       this.#metrics.resolveCache.inc({ result: 'hit' });
-      return Promise.resolve(cached);
+      return Promise.resolve(answer.resolution);
     }
     const running = this.#running.get(id);
     if (running) {
@@ -65,7 +54,7 @@ export class Resolver {
     }
     this.#metrics.resolveCache.inc({ result: 'miss' });
     const queued = this.#limiter.tryRun(() => this.#run(id));
-    if (!queued) return Promise.reject(new TubeError('RESOLVE_QUEUE_FULL', undefined, { retryAfter: 5 }));
+    if (!queued) return Promise.reject(new TubeError('RESOLVE_QUEUE_FULL'));
     const run = queued.finally(() => this.#running.delete(id));
     this.#running.set(id, run);
     return run;
@@ -73,7 +62,7 @@ export class Resolver {
 
   /** Forgets a resolution the origin refused (403/410), so the next call runs yt-dlp again. */
   invalidate(id: VideoId): void {
-    this.#memory.delete(resolutionKey(id));
+    this.#answers.delete(id);
   }
 
   async #run(id: VideoId): Promise<Resolution> {
@@ -82,12 +71,12 @@ export class Resolver {
     try {
       const resolution = await this.#spawn(id);
       const ttl = resolution.expiresAt - Date.now();
-      if (ttl > 0) this.#memory.setValue(resolutionKey(id), resolution, ttl);
+      if (ttl > 0) this.#answers.setResolution(id, resolution, ttl);
       return resolution;
     } catch (error) {
       outcome = isTubeError(error) ? error.code.toLowerCase() : 'error';
       if (isTubeError(error, 'VIDEO_UNAVAILABLE')) {
-        this.#memory.setValue(negativeKey(id), { code: error.code, detail: error.message.replace(/^[^:]*: /, '') }, this.#config.NEGATIVE_TTL);
+        this.#answers.setRefusal(id, { code: error.code, detail: error.message.replace(/^[^:]*: /, '') }, this.#config.NEGATIVE_TTL);
       }
       this.#log.warn({ videoId: id, err: error }, 'yt-dlp resolution failed');
       throw error;
@@ -122,7 +111,7 @@ export class Resolver {
 
     if (timedOut) throw new TubeError('YTDLP_TIMEOUT', `killed after ${config.RESOLVE_TIMEOUT} ms`);
     if (result.code === 'ENOENT' || result.code === 'EACCES') {
-      throw new TubeError('YTDLP_MISSING', `${config.YTDLP_PATH} (${result.code})`, { retryAfter: 60 });
+      throw new TubeError('YTDLP_MISSING', `${config.YTDLP_PATH} (${result.code})`);
     }
     // -J prints "null" on failure: the exit code decides, not the output.
     if (result.exitCode !== 0) throw classify(String(result.stderr ?? ''), result.exitCode);
@@ -174,9 +163,6 @@ export async function ytdlpVersion(config: Pick<Config, 'YTDLP_PATH' | 'RESOLVE_
   return String(result.stdout).trim();
 }
 
-const resolutionKey = (id: VideoId) => `r:${id}`;
-const negativeKey = (id: VideoId) => `n:${id}`;
-
 function killGroup(pid: number): void {
   try {
     process.kill(-pid, 'SIGKILL');
@@ -191,5 +177,5 @@ export function classify(stderr: string, exitCode?: number): TubeError {
   const reason = (lines.findLast((line) => line.startsWith('ERROR:')) ?? lines.at(-1) ?? `exit code ${exitCode}`).slice(0, 300);
   const match = CLASSIFIERS.find((classifier) => classifier.pattern.test(reason));
   if (!match) return new TubeError('YTDLP_FAILED', reason);
-  return new TubeError(match.code, reason, match.retryAfter ? { retryAfter: match.retryAfter } : undefined);
+  return new TubeError(match.code, reason);
 }

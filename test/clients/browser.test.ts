@@ -4,22 +4,18 @@
  * /proxy/:id — straight at a node, and through the nginx edge. It plays, seeks
  * past the persisted head into slices only the origin has, and plays again.
  */
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { chromium, type BrowserContext, type Response } from 'playwright-core';
+import type { Response } from 'playwright-core';
 import { parseRange } from '../../src/http/range.js';
 import { mp4Duration } from '../../src/origin/mp4.js';
+import { ARTIFACTS, chromiumMissing, launchChromium, type Browser } from '../helpers/browser.js';
 import { eventually, fetchRaw, fixture, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
 import { nginxMissing, startEdge, type Edge } from '../helpers/nginx.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const ARTIFACTS = new URL('../artifacts/', import.meta.url);
 const SIZE = fixture.length;
 const SLICE = 256 * 1024;
 const HEAD_SECONDS = 5;
@@ -35,7 +31,6 @@ const DURATION = mp4Duration(fixture)!;
  */
 const ORIGIN_BYTES_PER_SECOND = 150 * 1024;
 
-const chromiumMissing = existsSync(CHROMIUM) ? undefined : `skipped: ${CHROMIUM} is not installed (.ci/run installs Debian's chromium; or set CHROMIUM_PATH)`;
 if (chromiumMissing) console.log(`browser.test.ts ${chromiumMissing}`);
 
 /** What one `pino` request line of the node says (src/http/app.ts requestLog). */
@@ -49,8 +44,7 @@ interface RequestLine {
 
 let h: Harness;
 let node: Node;
-let userDataDir: string;
-let browser: BrowserContext;
+let browser: Browser;
 let pages: Server;
 let pagesUrl: string;
 const requestLog: RequestLine[] = [];
@@ -103,29 +97,12 @@ test.before(async () => {
   pages = createServer((_req, res) => res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(PLAYER_PAGE));
   await new Promise<void>((resolve) => pages.listen(0, '127.0.0.1', resolve));
   pagesUrl = `http://127.0.0.1:${(pages.address() as AddressInfo).port}/`;
-  userDataDir = await mkdtemp(join(tmpdir(), 'tubecache-chromium-'));
-  browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 512, height: 288 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-quic',
-      '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-  });
+  browser = await launchChromium({ viewport: { width: 512, height: 288 }, args: ['--autoplay-policy=no-user-gesture-required'] });
   await mkdir(ARTIFACTS, { recursive: true });
 });
 
 test.after.always(async () => {
   await browser?.close();
-  if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
   await new Promise((resolve) => (pages ? pages.close(resolve) : resolve(undefined)));
   await h?.close();
 });
@@ -139,7 +116,7 @@ interface SeenResponse {
 
 /** Plays, seeks to SEEK_TO, plays again; returns what the player reported and every /proxy response the browser got. */
 async function watch(t: ExecutionContext, baseUrl: string, id: string, screenshot: string) {
-  const page = await browser.newPage();
+  const page = await browser.context.newPage();
   const seen: Promise<SeenResponse>[] = [];
   page.on('response', (response: Response) => {
     if (!new URL(response.url()).pathname.startsWith('/proxy/')) return;

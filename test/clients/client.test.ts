@@ -129,7 +129,7 @@ test('stat: the admin API view of a video; typed errors without a token, with a 
   const id = h.video(fixture, { reportDuration: 30 });
   const client = createTubecacheClient({ baseUrl: admin.url, adminToken: ADMIN_TOKEN });
   t.true((await client.prefetch(id)).ok);
-  await eventually(async () => (await admin.service.s3.getManifest(admin.service.cache.video(id as never), 256 * 1024))?.persisted.length === 3, 10_000, 'the head in S3');
+  await eventually(async () => (await admin.service.store.getManifest(admin.service.cache.video(id as never), 256 * 1024))?.persisted.length === 3, 10_000, 'the head in S3');
 
   const stat = await client.stat(id);
   t.is(stat.id, id);

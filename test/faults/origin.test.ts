@@ -32,7 +32,7 @@ function proxiedVideo(): string {
   return id;
 }
 
-/** What S3 holds for the video is the fixture's bytes (head slices, possibly none). */
+/** What the store holds for the video is the fixture's bytes (head slices, possibly none). */
 async function nothingWrongPersisted(t: ExecutionContext, node: Node, id: string) {
   await node.service.cache.idle();
   await checkPersisted(t, h.env, node.service.cache.video(id as VideoId), fixture);

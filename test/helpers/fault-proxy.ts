@@ -384,7 +384,8 @@ class Connection {
     upstream.on('close', () => this.down.finish(() => client.end()));
     client.on('close', () => this.destroy());
     client.on('error', () => this.destroy());
-    // The target is down or broke off: the client sees a reset, as it would without the proxy.
+    // The target is down or broke off: the client sees a reset (ECONNRESET, also when
+    // the target refused: the proxy had already accepted).
     upstream.on('error', () => {
       if (!this.faulted) client.resetAndDestroy();
       this.destroy();
@@ -492,9 +493,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
 
   const makeServer = () =>
     // Half-open both ways: a client's FIN (end of request) must not end the response.
-    createServer({ allowHalfOpen: true }, (client) => {
+    // No Nagle: a small write (headers) must not wait for the peer's delayed ACK.
+    createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
       proxy.counters.connections++;
-      const upstream = connect({ ...target, allowHalfOpen: true });
+      const upstream = connect({ ...target, allowHalfOpen: true, noDelay: true });
       const connection = new Connection(proxy, client, upstream, http, (gone) => connections.delete(gone));
       connections.add(connection);
     });
@@ -504,11 +506,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   let closed = false;
 
   const dropConnections = () => {
-    for (const connection of connections) {
-      connection.client.destroy();
-      connection.destroy();
-    }
-    connections.clear();
+    for (const connection of connections) connection.destroy();
   };
   const refuse = async () => {
     const current = server;

@@ -1,11 +1,15 @@
 import { createHash, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request, type IncomingHttpHeaders } from 'node:http';
+import { createServer } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { Service } from '../../src/service.js';
 import { FAKE_YTDLP_PATH, FIXTURE_VIDEO_PATH, startOrigin, type Origin } from './origin.js';
-import { startTestS3, type TestS3, type TestS3Env } from './s3.js';
+import { startTestS3, type TestS3 } from './s3.js';
 
 export const fixture = readFileSync(FIXTURE_VIDEO_PATH);
 export const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -54,27 +58,39 @@ export interface Node {
   close(): Promise<void>;
 }
 
+/** Where a harness's nodes keep videos: the disk store (a temporary DATA_DIR), or a real S3 bucket. */
+export interface TestStore {
+  kind: 'disk' | 's3';
+  /** The X-Cache-Status of bytes from this store. */
+  hit: 'HIT-DISK' | 'HIT-S3';
+  /** The S3 server, for tests that stop it (kind 's3' only). */
+  s3: TestS3 | undefined;
+  /** Env for another, empty store (a new DATA_DIR, or a new bucket). */
+  fresh(): Promise<Record<string, string>>;
+}
+
 /**
- * One test file's world: a YouTube-like origin with the fixture, a real S3
- * endpoint, and tubecache nodes started against them.
+ * One test file's world: a YouTube-like origin with the fixture, a store (the
+ * disk store unless the file asks for S3), and tubecache nodes started against them.
  */
 export interface Harness {
   origin: Origin;
-  s3: TestS3;
-  /** Env every node gets: the S3 bucket, the stand-in yt-dlp, the origin allowed. */
+  store: TestStore;
+  /** Env every node gets: the store, the stand-in yt-dlp, the origin allowed. */
   env: Record<string, string>;
-  /** `logger` replaces the default pino(LOG_LEVEL) to stdout, for tests that read the request log. */
-  node(env?: Record<string, string>, s3Env?: TestS3Env, logger?: Logger): Promise<Node>;
+  /** `storeEnv` (from store.fresh()) replaces the shared store; `logger` the default pino(LOG_LEVEL) to stdout, for tests that read the request log. */
+  node(env?: Record<string, string>, storeEnv?: Record<string, string>, logger?: Logger): Promise<Node>;
   /** Adds the fixture (or `bytes`) under a new id and returns the id. */
   video(bytes?: Buffer, options?: Parameters<Origin['addVideo']>[2]): string;
   close(): Promise<void>;
 }
 
-export async function startHarness(): Promise<Harness> {
-  const [origin, s3] = await Promise.all([startOrigin(), startTestS3()]);
+/** Starts the origin and the store; `{ store: 's3' }` needs an S3 server (it throws NoTestS3 when there is none). */
+export async function startHarness(options: { store?: 'disk' | 's3' } = {}): Promise<Harness> {
+  const [origin, store] = await Promise.all([startOrigin(), startTestStore(options.store ?? 'disk')]);
   const nodes = new Set<Node>();
   const env: Record<string, string> = {
-    ...s3.env,
+    ...(await store.fresh()),
     YTDLP_PATH: FAKE_YTDLP_PATH,
     YTDLP_URL_TEMPLATE: `${origin.url}/watch?v={id}`,
     ORIGIN_ALLOWED_HOSTS: '127.0.0.1',
@@ -91,10 +107,10 @@ export async function startHarness(): Promise<Harness> {
   };
   return {
     origin,
-    s3,
+    store,
     env,
-    async node(overrides = {}, s3Env, logger) {
-      const config = loadConfig({ ...env, ...s3Env, ...overrides });
+    async node(overrides = {}, storeEnv, logger) {
+      const config = loadConfig({ ...env, ...storeEnv, ...overrides });
       const service = await Service.create(config, logger ?? pino({ level: config.LOG_LEVEL }));
       const { url } = await service.listen();
       const node: Node = {
@@ -118,8 +134,35 @@ export async function startHarness(): Promise<Harness> {
     },
     async close() {
       await Promise.all([...nodes].map((node) => node.close()));
-      await Promise.all([origin.close(), s3.stop()]);
+      await Promise.all([origin.close(), store.close()]);
     },
+  };
+}
+
+export async function startTestStore(kind: 'disk' | 's3'): Promise<TestStore & { close(): Promise<void> }> {
+  if (kind === 's3') {
+    const s3 = await startTestS3();
+    let first: Record<string, string> | undefined = s3.env;
+    return {
+      kind,
+      hit: 'HIT-S3',
+      s3,
+      fresh: async () => {
+        const env = first ?? (await s3.newBucket());
+        first = undefined;
+        return env;
+      },
+      close: () => s3.stop(),
+    };
+  }
+  const root = await mkdtemp(join(tmpdir(), 'tubecache-test-'));
+  let count = 0;
+  return {
+    kind,
+    hit: 'HIT-DISK',
+    s3: undefined,
+    fresh: async () => ({ DATA_DIR: join(root, `data-${count++}`), S3_ENDPOINT: '' }),
+    close: () => rm(root, { recursive: true, force: true }),
   };
 }
 
@@ -130,4 +173,13 @@ export async function eventually(check: () => boolean | Promise<boolean>, ms = 1
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** A TCP port free at the time of the call (for ADMIN_PORT and other listeners a test must name). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

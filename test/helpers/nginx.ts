@@ -7,10 +7,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, fetchRaw, type Node, type Reply } from './harness.js';
+import { eventually, fetchRaw, freePort, type Node, type Reply } from './harness.js';
 
 export const NGINX_PATH = '/usr/sbin/nginx';
 const CONF = new URL('../../deploy/nginx/tubecache.conf', import.meta.url);
@@ -46,14 +45,6 @@ function substitute(conf: string, token: string, value: string): string {
   const parts = conf.split(token);
   if (parts.length !== 2) throw new Error(`deploy/nginx/tubecache.conf must contain "${token}" exactly once, found ${parts.length - 1}`);
   return parts.join(value);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 const LOG_FORMAT =

@@ -3,27 +3,24 @@
  *
  * Which one, in this order:
  * 1. `S3_TEST_ENDPOINT` set: that endpoint, with `S3_TEST_ACCESS_KEY_ID`,
- *    `S3_TEST_SECRET_ACCESS_KEY` and `S3_TEST_REGION`. pause()/resume() throw;
- *    tests that need them check `canPause` and skip.
+ *    `S3_TEST_SECRET_ACCESS_KEY` and `S3_TEST_REGION`. In CI this is the Ceph RGW
+ *    that scripts/ceph-rgw.sh starts (it writes those lines to /tmp/rgw.env).
  * 2. A Docker engine answers /_ping within ~300 ms: MinIO via @testcontainers/minio
- *    (image: `S3_TEST_MINIO_IMAGE`), reached through a TCP gate in this process
- *    so pause() can refuse connections while the container keeps its data.
- * 3. Otherwise: the embedded s3rver (src/cache/embedded-s3.ts) on 127.0.0.1 with
- *    a temporary directory.
+ *    (image: `S3_TEST_MINIO_IMAGE`).
+ * 3. Otherwise there is no S3: `chooseTestS3()` says so with a reason (printed once
+ *    to stderr), S3 tests skip with that reason, and startTestS3() throws it.
  *
- * `S3_TEST_KIND=minio` or `S3_TEST_KIND=s3rver` forces 2 or 3 (minio then fails
- * instead of falling back when Docker is missing). Set `TUBECACHE_TEST_VERBOSE=1`
+ * Whichever it is, the tests reach it through an in-process fault proxy
+ * (test/helpers/fault-proxy.ts): `env.S3_ENDPOINT` is the proxy, `proxy` sets its
+ * faults, and pause()/resume() work on every backend. Set `TUBECACHE_TEST_VERBOSE=1`
  * to have the choice written to stderr.
  */
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { homedir, tmpdir, userInfo } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
@@ -33,11 +30,11 @@ import {
   type BucketLocationConstraint,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { startEmbeddedS3, type EmbeddedS3 } from '../../src/cache/embedded-s3.js';
-import { createS3Client, s3SettingsFrom } from '../../src/cache/s3-tier.js';
+import { createS3Client, s3SettingsFrom } from '../../src/cache/s3-store.js';
 import { loadConfig } from '../../src/config.js';
+import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
 
-export type TestS3Kind = 'external' | 'minio' | 's3rver';
+export type TestS3Kind = 'external' | 'minio';
 
 /** The S3_* variables tubecache reads (src/config.ts), for a fresh bucket. */
 export interface TestS3Env extends Record<string, string> {
@@ -51,27 +48,25 @@ export interface TestS3Env extends Record<string, string> {
 
 export interface TestS3 {
   kind: TestS3Kind;
-  /** Env for a fresh, created bucket: spread it into the service's env. */
+  /** Env for a fresh, created bucket, through the fault proxy: spread it into the service's env. */
   env: TestS3Env;
   /** The same endpoint and keys with another fresh, created bucket. */
   newBucket(): Promise<TestS3Env>;
-  /** Whether pause()/resume() work (false for S3_TEST_ENDPOINT). */
-  canPause: boolean;
+  /** The fault proxy every `env` points at: latency, freeze, resets, 503 SlowDown… */
+  proxy: FaultProxy;
   /** The endpoint stops answering: new connections are refused, open ones are dropped. */
   pause(): Promise<void>;
   /** The same endpoint answers again, with the same data. */
   resume(): Promise<void>;
-  /** Stops the server (or, for an external endpoint, deletes the buckets it created). Idempotent. */
+  /** Stops the proxy and the server (or, for an external endpoint, deletes the buckets it created). Idempotent. */
   stop(): Promise<void>;
 }
 
-/** pause()/resume() work unless the tests run against S3_TEST_ENDPOINT. */
-export const canPause = !process.env.S3_TEST_ENDPOINT;
-export const cannotPauseReason = 'pause/resume not supported with S3_TEST_ENDPOINT';
+export type TestS3Choice = { available: true; kind: TestS3Kind; reason: string } | { available: false; reason: string };
 
 const DEFAULT_MINIO_IMAGE = 'quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z';
 
-/** The S3Client tubecache itself would build from this env (the one construction, src/cache/s3-tier.ts). */
+/** The S3Client tubecache itself would build from this env (the one construction, src/cache/s3-store.ts). */
 export function s3ClientFor(env: Record<string, string | undefined>, overrides: Partial<S3ClientConfig> = {}): S3Client {
   return createS3Client(s3SettingsFrom(loadConfig(env)), overrides);
 }
@@ -215,101 +210,40 @@ export async function detectDocker(options: { timeoutMs?: number; /** probe only
 }
 
 // ---------------------------------------------------------------------------
-// TCP gate: a port in this process forwarding to another address, which can
-// refuse connections (pause) and accept them again on the same port (resume).
+// Choosing and starting a backend
 
 /**
- * After a server drops its connections, clients in this process see the FIN only
- * when their event loop next polls; until then a pooled keep-alive socket still
- * looks usable and a request on it fails with ECONNRESET instead of ECONNREFUSED.
- * pause() waits this long so that "paused" means "refused" for in-process clients.
+ * Which S3 the tests would use, from `env` and a Docker probe. Exported for its
+ * test; tests call chooseTestS3().
  */
-const settle = () => sleep(20);
-
-export interface TcpGate {
-  port: number;
-  /** Stop listening and drop every forwarded connection; connecting then fails with ECONNREFUSED. */
-  pause(): Promise<void>;
-  /** Listen again on the same port. */
-  resume(): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** Listens on `port` of 127.0.0.1, retrying briefly when the port is still (or, by chance, just) taken. */
-async function listen(server: Server, port: number, host = '127.0.0.1'): Promise<number> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await new Promise<void>((resolveListen, rejectListen) => {
-        server.once('error', rejectListen);
-        server.listen(port, host, () => {
-          server.off('error', rejectListen);
-          resolveListen();
-        });
-      });
-      const address = server.address();
-      if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
-      return address.port;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || port === 0 || attempt >= 20) throw error;
-      await sleep(50);
-    }
-  }
-}
-
-export async function startTcpGate(targetHost: string, targetPort: number): Promise<TcpGate> {
-  const sockets = new Set<Socket>();
-  const makeServer = () =>
-    createServer((client) => {
-      const upstream = createConnection({ host: targetHost, port: targetPort });
-      for (const socket of [client, upstream]) {
-        sockets.add(socket);
-        socket.on('close', () => sockets.delete(socket));
-        socket.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-
-  let server: Server | undefined = makeServer();
-  const port = await listen(server, 0);
-
-  const pause = async () => {
-    const current = server;
-    if (!current) return;
-    server = undefined;
-    const closed = new Promise<void>((resolveClose) => current.close(() => resolveClose()));
-    for (const socket of sockets) socket.destroy();
-    await closed;
-    await settle();
-  };
-  let stopped = false;
+export async function decideTestS3(
+  env: Record<string, string | undefined> = process.env,
+  probe: () => Promise<DockerProbe> = detectDocker,
+): Promise<TestS3Choice> {
+  if (env.S3_TEST_ENDPOINT) return { available: true, kind: 'external', reason: `external endpoint ${env.S3_TEST_ENDPOINT} (S3_TEST_ENDPOINT)` };
+  const docker = await probe();
+  if (docker.available) return { available: true, kind: 'minio', reason: `MinIO in Docker (${docker.reason}, probed in ${docker.ms.toFixed(0)} ms)` };
   return {
-    port,
-    pause,
-    async resume() {
-      if (stopped) throw new Error('TCP gate is closed');
-      if (server) return;
-      const next = makeServer();
-      await listen(next, port);
-      server = next;
-    },
-    async close() {
-      stopped = true;
-      await pause();
-    },
+    available: false,
+    reason: `no S3 for tests: S3_TEST_ENDPOINT is not set and ${docker.reason} (as root, scripts/ceph-rgw.sh starts Ceph RGW and writes /tmp/rgw.env)`,
   };
 }
 
-// ---------------------------------------------------------------------------
-// startTestS3
-
-let announced = false;
-function announce(message: string): void {
-  if (announced || !process.env.TUBECACHE_TEST_VERBOSE) return;
-  announced = true;
-  process.stderr.write(`[tubecache test] ${message}\n`);
+let choice: Promise<TestS3Choice> | undefined;
+/**
+ * The S3 this process's tests use, decided once. When none is available the reason
+ * is printed once to stderr; S3 tests then skip:
+ *
+ *   const s3Choice = await chooseTestS3();
+ *   const s3Test = s3Choice.available ? test : test.skip;
+ */
+export function chooseTestS3(): Promise<TestS3Choice> {
+  choice ??= decideTestS3().then((decided) => {
+    if (!decided.available) process.stderr.write(`[tubecache test] S3 tests skip: ${decided.reason}\n`);
+    else if (process.env.TUBECACHE_TEST_VERBOSE) process.stderr.write(`[tubecache test] S3: ${decided.reason}\n`);
+    return decided;
+  });
+  return choice;
 }
 
 let bucketCounter = 0;
@@ -319,28 +253,19 @@ function uniqueBucketName(): string {
 }
 
 interface Backend {
-  kind: TestS3Kind;
   endpoint: string;
   region: string;
   accessKeyId: string;
   secretAccessKey: string;
-  pause(): Promise<void>;
-  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
-async function externalBackend(endpoint: string): Promise<Backend> {
-  const unsupported = async () => {
-    throw new Error(`${cannotPauseReason} (${endpoint})`);
-  };
+function externalBackend(endpoint: string): Backend {
   return {
-    kind: 'external',
     endpoint,
     region: process.env.S3_TEST_REGION || 'us-east-1',
     accessKeyId: process.env.S3_TEST_ACCESS_KEY_ID ?? '',
     secretAccessKey: process.env.S3_TEST_SECRET_ACCESS_KEY ?? '',
-    pause: unsupported,
-    resume: unsupported,
     stop: async () => undefined,
   };
 }
@@ -352,91 +277,15 @@ async function minioBackend(): Promise<Backend> {
     .withUsername('tubecache')
     .withPassword('tubecache-secret')
     .start();
-  let gate: TcpGate;
-  try {
-    gate = await startTcpGate(container.getHost(), container.getPort());
-  } catch (error) {
-    await container.stop();
-    throw error;
-  }
   return {
-    kind: 'minio',
-    endpoint: `http://127.0.0.1:${gate.port}`,
+    endpoint: `http://${container.getHost()}:${container.getPort()}`,
     region: 'us-east-1',
     accessKeyId: container.getUsername(),
     secretAccessKey: container.getPassword(),
-    pause: () => gate.pause(),
-    resume: () => gate.resume(),
-    async stop() {
-      await gate.close();
+    stop: async () => {
       await container.stop();
     },
   };
-}
-
-async function s3rverBackend(): Promise<Backend> {
-  const directory = await mkdtemp(join(tmpdir(), 'tubecache-s3rver-'));
-  let server: EmbeddedS3 | undefined = await startEmbeddedS3({ directory });
-  const endpoint = server.endpoint;
-  const port = Number(new URL(endpoint).port);
-  let stopped = false;
-  return {
-    kind: 's3rver',
-    endpoint,
-    region: 'us-east-1',
-    accessKeyId: server.accessKeyId,
-    secretAccessKey: server.secretAccessKey,
-    async pause() {
-      const current = server;
-      server = undefined;
-      await current?.close();
-      await settle();
-    },
-    async resume() {
-      if (stopped) throw new Error('test S3 is stopped');
-      if (server) return;
-      // Same port and directory: same endpoint, same data. Retry briefly in case
-      // the port is not free yet.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          server = await startEmbeddedS3({ directory, port });
-          return;
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 20) throw error;
-          await sleep(50);
-        }
-      }
-    },
-    async stop() {
-      stopped = true;
-      const current = server;
-      server = undefined;
-      await current?.close();
-      await rm(directory, { recursive: true, force: true });
-    },
-  };
-}
-
-async function chooseBackend(): Promise<Backend> {
-  const external = process.env.S3_TEST_ENDPOINT;
-  if (external) {
-    announce(`S3: external endpoint ${external} (S3_TEST_ENDPOINT)`);
-    return externalBackend(external);
-  }
-  const forced = process.env.S3_TEST_KIND;
-  if (forced && forced !== 'minio' && forced !== 's3rver') throw new Error(`S3_TEST_KIND must be minio or s3rver, got "${forced}"`);
-  if (forced !== 's3rver') {
-    const docker = await detectDocker();
-    if (docker.available) {
-      announce(`S3: MinIO in Docker (${docker.reason}, probed in ${docker.ms.toFixed(0)} ms)`);
-      return minioBackend();
-    }
-    if (forced === 'minio') throw new Error(`S3_TEST_KIND=minio but ${docker.reason}`);
-    announce(`S3: embedded s3rver (${docker.reason}; probed in ${docker.ms.toFixed(0)} ms)`);
-  } else {
-    announce('S3: embedded s3rver (S3_TEST_KIND=s3rver)');
-  }
-  return s3rverBackend();
 }
 
 async function deleteBucket(client: S3Client, bucket: string): Promise<void> {
@@ -450,17 +299,31 @@ async function deleteBucket(client: S3Client, bucket: string): Promise<void> {
   await client.send(new DeleteBucketCommand({ Bucket: bucket }));
 }
 
-/** Starts (or connects to) a real S3 endpoint and creates a fresh bucket on it. Call stop() in test.after.always. */
+/**
+ * Starts (or connects to) a real S3 endpoint, puts a fault proxy in front of it and
+ * creates a fresh bucket. Throws the reason when chooseTestS3() found none.
+ * Call stop() in test.after.always.
+ */
 export async function startTestS3(): Promise<TestS3> {
-  const backend = await chooseBackend();
-  const baseEnv = {
-    S3_ENDPOINT: backend.endpoint,
+  const chosen = await chooseTestS3();
+  if (!chosen.available) throw new Error(chosen.reason);
+  const backend = chosen.kind === 'external' ? externalBackend(process.env.S3_TEST_ENDPOINT!) : await minioBackend();
+  let proxy: FaultProxy;
+  try {
+    proxy = await startFaultProxy({ target: backend.endpoint });
+  } catch (error) {
+    await backend.stop();
+    throw error;
+  }
+  const credentials = {
     S3_REGION: backend.region,
     S3_ACCESS_KEY_ID: backend.accessKeyId,
     S3_SECRET_ACCESS_KEY: backend.secretAccessKey,
     S3_FORCE_PATH_STYLE: 'true' as const,
   };
-  const admin = s3ClientFor(baseEnv);
+  const baseEnv = { ...credentials, S3_ENDPOINT: proxy.endpoint };
+  // Bucket set-up and clean-up go around the proxy, so faults set by a test never break them.
+  const admin = s3ClientFor({ ...credentials, S3_ENDPOINT: backend.endpoint });
   const created: string[] = [];
 
   const newBucket = async (): Promise<TestS3Env> => {
@@ -483,23 +346,25 @@ export async function startTestS3(): Promise<TestS3> {
     env = await newBucket();
   } catch (error) {
     admin.destroy();
+    await proxy.close();
     await backend.stop();
     throw error;
   }
 
   let stopping: Promise<void> | undefined;
   return {
-    kind: backend.kind,
+    kind: chosen.kind,
     env,
     newBucket,
-    canPause: backend.kind !== 'external',
-    pause: () => backend.pause(),
-    resume: () => backend.resume(),
+    proxy,
+    pause: () => proxy.refuse(),
+    resume: () => proxy.accept(),
     stop() {
       stopping ??= (async () => {
-        // Containers and temporary directories take their buckets with them; on
-        // an external endpoint, remove what the tests created (best effort).
-        if (backend.kind === 'external' && !process.env.S3_TEST_KEEP_BUCKETS) {
+        await proxy.close();
+        // Containers take their buckets with them; on an external endpoint,
+        // remove what the tests created (best effort).
+        if (chosen.kind === 'external' && !process.env.S3_TEST_KEEP_BUCKETS) {
           for (const bucket of created) await deleteBucket(admin, bucket).catch(() => undefined);
         }
         admin.destroy();

@@ -110,7 +110,7 @@ test('100 clients asking for one cold video at once cause one yt-dlp run and one
   t.true(joins.values[0]!.value >= 99, 'the others joined fetches in flight');
 });
 
-test('prefetch answers 202 at once and warms the head into memory and S3', async (t) => {
+test('prefetch answers 202 at once and warms the head into memory and the store', async (t) => {
   const node = await h.node();
   const id = h.video(fixture, { reportDuration: 30 });
   const accepted = await node.post(`/prefetch/${id}`);
@@ -118,14 +118,15 @@ test('prefetch answers 202 at once and warms the head into memory and S3', async
   t.deepEqual(JSON.parse(accepted.body.toString()), { id, status: 'accepted' });
   const video = node.service.cache.video(id as never);
   let persisted = 0;
-  const deadline = Date.now() + 10_000;
+  // Generous: uploads are background work, slow on a loaded machine.
+  const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const manifest = await node.service.s3.getManifest(video, SLICE);
+    const manifest = await node.service.store.getManifest(video, SLICE);
     persisted = manifest?.persisted.length ?? 0;
-    if (manifest && persisted === manifest.headSlices) break;
+    if (manifest?.head && persisted === manifest.head.slices.length) break;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  // 10 of 30 seconds → a third of the bytes → 3 slices of 256 KiB.
+  // 10 of 30 seconds: by the MP4 index, 3 slices of 256 KiB, as many as a third of the bytes.
   t.is(persisted, Math.ceil(fixture.length / 3 / SLICE));
   const before = h.origin.statsFor(id).mediaBytes;
   t.is(before, persisted * SLICE, 'prefetch fetched the head and no more');
@@ -142,7 +143,8 @@ test('invalid ids are a 400 before anything runs', async (t) => {
   for (const id of bad) {
     const reply = await node.get(`/proxy/${id}`);
     t.is(reply.status, 400, id);
-    t.is(JSON.parse(reply.body.toString()).error.code, 'INVALID_VIDEO_ID', id);
+    // A %-escape makes the path non-canonical: refused before routing (test/security/paths.test.ts).
+    t.is(JSON.parse(reply.body.toString()).error.code, id.includes('%') ? 'BAD_REQUEST' : 'INVALID_VIDEO_ID', id);
     t.is((await node.post(`/prefetch/${id}`)).status, 400, id);
   }
   t.deepEqual(h.origin.resolveCalls.filter((call) => bad.some((id) => call.url.includes(decodeURIComponent(id)))), [], 'no yt-dlp run');
@@ -200,18 +202,13 @@ test('without a duration from yt-dlp or the MP4 header, HEAD_BYTES of the video 
   const id = h.video(bytes);
   t.is((await node.post(`/prefetch/${id}`)).status, 202);
   const video = node.service.cache.video(id as never);
-  await eventually(async () => ((await node.service.s3.getManifest(video, SLICE))?.persisted.length ?? 0) >= 2, 10_000, 'the head in S3');
+  await eventually(async () => ((await node.service.store.getManifest(video, SLICE))?.persisted.length ?? 0) >= 3, 60_000, 'the head in the store');
   await node.service.cache.idle();
-  const manifest = (await node.service.s3.getManifest(video, SLICE))!;
+  const manifest = (await node.service.store.getManifest(video, SLICE))!;
   t.is(manifest.duration, undefined);
-  t.is(manifest.headSlices, 2);
-  t.deepEqual(manifest.persisted, [0, 1]);
+  // Not an MP4: HEAD_BYTES is two slices, plus one of margin.
+  t.deepEqual(manifest.head, { method: 'estimate', slices: [0, 1, 2] });
+  t.deepEqual(manifest.persisted, [0, 1, 2]);
   const whole = await node.get(`/proxy/${id}`);
   t.is(whole.sha256, sha256(bytes));
-});
-
-test('a bucket that does not exist, with S3_CREATE_BUCKET=false, stops start-up naming S3_BUCKET', async (t) => {
-  const error = await t.throwsAsync(h.node({ S3_BUCKET: `missing-${Date.now()}`, S3_CREATE_BUCKET: 'false' }));
-  t.is((error as { variable?: string }).variable, 'S3_BUCKET');
-  t.regex(error!.message, /does not exist/);
 });

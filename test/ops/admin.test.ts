@@ -1,8 +1,7 @@
-import { createServer } from 'node:net';
 import test from 'ava';
 import type { VideoDetail, VideoInfo } from '../../src/ops/inspect.js';
 import type { PruneSummary } from '../../src/ops/prune.js';
-import { eventually, fixture, fixtureSha, startHarness, type Harness, type Node } from '../helpers/harness.js';
+import { eventually, fixture, fixtureSha, freePort, startHarness, type Harness, type Node } from '../helpers/harness.js';
 
 const TOKEN = 'admin-token-for-tests-0123456789';
 const SLICE = 256 * 1024;
@@ -28,7 +27,7 @@ async function admin(base: string, path: string, options: { method?: string; bod
 
 /** A node on a bucket of its own, so listings hold only this test's videos. */
 async function isolatedNode(env: Record<string, string> = {}): Promise<Node> {
-  return h.node({ ADMIN_TOKEN: TOKEN, ...env }, await h.s3.newBucket());
+  return h.node({ ADMIN_TOKEN: TOKEN, ...env }, await h.store.fresh());
 }
 
 async function serve(node: Node, id: string): Promise<void> {
@@ -36,15 +35,6 @@ async function serve(node: Node, id: string): Promise<void> {
   if (reply.sha256 !== fixtureSha) throw new Error(`served wrong bytes for ${id}`);
   await node.service.cache.idle();
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
 
 test('without ADMIN_TOKEN the admin routes do not exist (404), with or without a token', async (t) => {
   const node = await h.node();
@@ -200,13 +190,13 @@ test('metrics: a HIT adds its bytes and slices to the memory tier; /admin/stats 
 });
 
 test('PRUNE_INTERVAL prunes inside the service on a schedule, and close() stops it', async (t) => {
-  const bucket = await h.s3.newBucket();
+  const bucket = await h.store.fresh();
   const writer = await h.node({}, bucket);
   const id = h.video();
   await serve(writer, id);
   const listed = async () => {
     let count = 0;
-    for await (const page of writer.service.s3.list(`videos/${id}/`)) count += page.length;
+    for await (const page of writer.service.store.list(`videos/${id}/`)) count += page.length;
     return count;
   };
   t.true((await listed()) > 0);

@@ -23,13 +23,13 @@ async function serve(node: Node, id: string): Promise<void> {
   if (reply.sha256 !== fixtureSha) throw new Error(`served wrong bytes for ${id}`);
   await node.service.cache.idle();
   const video = node.service.cache.video(id as never);
-  await eventually(async () => (await node.service.s3.getText(node.service.s3.keys.access(video))) !== undefined, 10_000, 'the access object');
+  await eventually(async () => (await node.service.store.getText(node.service.store.keys.access(video))) !== undefined, 10_000, 'the access object');
 }
 
 const lines = (stdout: string) => stdout.trim().split('\n').filter(Boolean);
 
 test('ls, stat and rm read and change the bucket a node filled', async (t) => {
-  const bucket = await h.s3.newBucket();
+  const bucket = await h.store.fresh();
   const env = { ...h.env, ...bucket, ADMIN_TOKEN: TOKEN };
   const node = await h.node({ ADMIN_TOKEN: TOKEN }, bucket);
   const [a, b] = [h.video(fixture, { reportDuration: 30 }), h.video(fixture, { reportDuration: 30 })];
@@ -52,15 +52,15 @@ test('ls, stat and rm read and change the bucket a node filled', async (t) => {
 
   const table = await runCli(['ls'], env);
   t.is(table.exitCode, 0);
-  t.regex(table.stdout, /^ID\s+FORMAT\s+SIZE\s+IN S3\s+SLICES\s+HEAD\s+CREATED\s+LAST ACCESS/);
+  t.regex(table.stdout, /^ID\s+FORMAT\s+SIZE\s+STORED\s+SLICES\s+HEAD\s+CREATED\s+LAST ACCESS/);
   t.true(table.stdout.includes(a) && table.stdout.includes(b));
   t.regex(table.stdout, /2 videos/);
   t.is(lines((await runCli(['ls', '--json', '--sort', 'created', '--limit', '1'], env)).stdout).length, 1);
 
   const stat = await runCli(['stat', '--', a], env);
   t.is(stat.exitCode, 0, stat.stderr);
-  t.true(stat.stdout.includes(`${a}/${format}  (S3)`));
-  t.regex(stat.stdout, /S3 slices {4}0-\d+/);
+  t.true(stat.stdout.includes(`${a}/${format}  (store)`));
+  t.regex(stat.stdout, /slices held {2}0-\d+/);
   const [detail] = (jsonLine<{ s3: VideoDetail[] }>((await runCli(['stat', '--json', '--', a], env)).stdout)).s3;
   t.deepEqual(detail!.slices.map((slice) => slice.index), detail!.manifestBody!.persisted);
   t.deepEqual(detail!.missingSlices, []);
@@ -90,7 +90,7 @@ test('ls, stat and rm read and change the bucket a node filled', async (t) => {
 });
 
 test('prune prints a readable summary, and with --json one JSON object', async (t) => {
-  const bucket = await h.s3.newBucket();
+  const bucket = await h.store.fresh();
   const env = { ...h.env, ...bucket };
   const node = await h.node({}, bucket);
   const id = h.video();
@@ -113,7 +113,7 @@ test('prune prints a readable summary, and with --json one JSON object', async (
 });
 
 test('prune draws a progress bar on a terminal, and none when piped', async (t) => {
-  const bucket = await h.s3.newBucket();
+  const bucket = await h.store.fresh();
   const env = { ...h.env, ...bucket };
   const node = await h.node({}, bucket);
   await serve(node, h.video());
@@ -131,13 +131,13 @@ test('prune draws a progress bar on a terminal, and none when piped', async (t) 
 });
 
 test('prefetch asks a running service to warm the head', async (t) => {
-  const bucket = await h.s3.newBucket();
+  const bucket = await h.store.fresh();
   const node = await h.node({}, bucket);
   const id = h.video(fixture, { reportDuration: 30 });
   const started = await runCli(['prefetch', '--url', node.url, '--', id], { ...h.env, ...bucket });
   t.is(started.exitCode, 0, started.stderr);
   t.is(started.stdout.trim(), `${id}: prefetch started`);
-  await eventually(async () => ((await node.service.s3.getManifest(node.service.cache.video(id as never), 256 * 1024))?.persisted.length ?? 0) > 0, 10_000, 'the head in S3');
+  await eventually(async () => ((await node.service.store.getManifest(node.service.cache.video(id as never), 256 * 1024))?.persisted.length ?? 0) > 0, 10_000, 'the head in S3');
 
   const down = await runCli(['prefetch', '--url', 'http://127.0.0.1:1', '--', id], h.env);
   t.is(down.exitCode, 1);
@@ -168,16 +168,16 @@ test('bad flag values, ids and configuration exit 2 and name what is wrong', asy
   t.regex(help.stdout, /exactly one place per bucket/);
 });
 
-test('doctor checks S3 permissions and yt-dlp, says how to fix what is wrong, and exits nonzero', async (t) => {
+test('doctor checks the store permissions and yt-dlp, says how to fix what is wrong, and exits nonzero', async (t) => {
   const healthy = await runCli(['doctor', '--json'], h.env);
   t.is(healthy.exitCode, 0, healthy.stdout + healthy.stderr);
   const report = jsonLine<{ ok: boolean; checks: Check[] }>(healthy.stdout);
   t.true(report.ok);
-  t.is(report.checks.find((check) => check.name === 'S3 permissions')?.status, 'ok');
+  t.is(report.checks.find((check) => check.name === 'disk store permissions')?.status, 'ok');
   t.regex(report.checks.find((check) => check.name === 'yt-dlp')?.detail ?? '', /2023\.03\.04-fake/);
   let probes = 0;
   const node = await h.node();
-  for await (const page of node.service.s3.list('tubecache-doctor/')) probes += page.length;
+  for await (const page of node.service.store.list('tubecache-doctor/')) probes += page.length;
   t.is(probes, 0, 'the probe object is deleted');
 
   const noYtdlp = await runCli(['doctor'], { ...h.env, YTDLP_PATH: '/nonexistent/yt-dlp' });
@@ -185,7 +185,7 @@ test('doctor checks S3 permissions and yt-dlp, says how to fix what is wrong, an
   t.regex(noYtdlp.stdout, /✗ yt-dlp .*\/nonexistent\/yt-dlp/);
   t.regex(noYtdlp.stdout, /fix: install yt-dlp/);
 
-  const noS3 = await runCli(['doctor'], { ...h.env, S3_ENDPOINT: 'http://127.0.0.1:1' });
+  const noS3 = await runCli(['doctor'], { ...h.env, S3_ENDPOINT: 'http://127.0.0.1:1', S3_ACCESS_KEY_ID: 'key', S3_SECRET_ACCESS_KEY: 'secret' });
   t.is(noS3.exitCode, 1);
   t.regex(noS3.stdout, /✗ S3 reachable +cannot reach http:\/\/127\.0\.0\.1:1/);
   t.regex(noS3.stdout, /fix: check S3_ENDPOINT/);
@@ -196,7 +196,7 @@ test('doctor checks S3 permissions and yt-dlp, says how to fix what is wrong, an
   t.regex(badConfig.stdout, /fix: set PORT to a valid value/);
 });
 
-test('with S3_ENDPOINT empty the CLI opens the embedded S3 server on DATA_DIR, as the service does', async (t) => {
+test('with S3_ENDPOINT empty the CLI opens the disk store on DATA_DIR, as the service does', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'tubecache-cli-'));
   t.teardown(() => rm(dataDir, { recursive: true, force: true }));
   const env = { ...h.env, S3_ENDPOINT: '', DATA_DIR: dataDir, S3_BUCKET: 'tubecache' };

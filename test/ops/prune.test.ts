@@ -1,13 +1,13 @@
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { ObjectKeys } from '../../src/cache/keys.js';
 import { createManifest, withPersisted } from '../../src/cache/manifest.js';
-import { S3Tier, s3SettingsFrom } from '../../src/cache/s3-tier.js';
+import { openStore } from '../../src/cache/open-store.js';
+import { forEachLimit } from '../../src/ops/scan.js';
 import { loadConfig } from '../../src/config.js';
 import { createMetrics } from '../../src/metrics.js';
 import type { VideoId } from '../../src/origin/video-id.js';
 import { prune, type PruneSummary } from '../../src/ops/prune.js';
-import { s3ClientFor, startTestS3, type TestS3, type TestS3Env } from '../helpers/s3.js';
+import { startTestStore } from '../helpers/harness.js';
 import { jsonLine, runCli } from './run-cli.js';
 
 const HOUR = 3_600_000;
@@ -17,11 +17,21 @@ const keys = new ObjectKeys('');
 /** Sets compare in insertion order; these are about membership. */
 const sorted = (items: Iterable<string>) => [...items].sort();
 
-let s3: TestS3;
+let store: Awaited<ReturnType<typeof startTestStore>>;
 test.before(async () => {
-  s3 = await startTestS3();
+  store = await startTestStore('disk');
 });
-test.after.always(() => s3?.stop());
+test.after.always(() => store?.close());
+
+/** The store tubecache opens for `env`, for the length of `run`. */
+async function withTier<T>(env: Record<string, string>, run: (tier: Awaited<ReturnType<typeof openStore>>) => Promise<T>): Promise<T> {
+  const tier = await openStore(loadConfig(env), createMetrics());
+  try {
+    return await run(tier);
+  } finally {
+    await tier.store.close();
+  }
+}
 
 interface Synthetic {
   id: string;
@@ -45,29 +55,18 @@ function objectsOf(video: Synthetic, now: number): { key: string; body: string }
   return objects;
 }
 
-async function putAll(client: S3Client, bucket: string, objects: { key: string; body: string }[], concurrency = 32): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < objects.length) {
-        const { key, body } = objects[next++]!;
-        await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
-      }
-    }),
-  );
-}
+const putAll = (env: Record<string, string>, objects: { key: string; body: string }[]) =>
+  withTier(env, (tier) => forEachLimit(objects, 32, async ({ key, body }) => void (await tier.store.put(key, Buffer.from(body)))));
 
-async function listKeys(env: TestS3Env): Promise<Set<string>> {
-  const config = loadConfig(env);
-  const tier = new S3Tier(s3SettingsFrom(config), createMetrics());
-  const all = new Set<string>();
-  for await (const page of tier.list('')) for (const object of page) all.add(object.Key!);
-  tier.client.destroy();
-  return all;
-}
+const listKeys = (env: Record<string, string>) =>
+  withTier(env, async (tier) => {
+    const all = new Set<string>();
+    for await (const page of tier.list('')) for (const object of page) all.add(object.key);
+    return all;
+  });
 
 test('prune of 2,000 videos deletes exactly the expired ones and the orphans; --dry-run lists the same set and deletes nothing', async (t) => {
-  const env = s3.env;
+  const env = await store.fresh();
   const now = Date.now();
   const N = 2000;
   // Reads spread over a day, with no video within an hour of the 12 h TTL, so the
@@ -83,9 +82,7 @@ test('prune of 2,000 videos deletes exactly the expired ones and the orphans; --
   const objects = [...videos, ...orphans].flatMap((video) => objectsOf(video, now));
   // Not tubecache's: prune must leave them alone.
   const foreign = [{ key: 'videos/README.txt', body: 'not a video' }, { key: 'elsewhere/keep.txt', body: 'outside the videos/ prefix' }];
-  const client = s3ClientFor(env);
-  await putAll(client, env.S3_BUCKET, [...objects, ...foreign]);
-  client.destroy();
+  await putAll(env, [...objects, ...foreign]);
   const before = await listKeys(env);
   t.is(before.size, objects.length + foreign.length);
 
@@ -113,24 +110,21 @@ test('prune of 2,000 videos deletes exactly the expired ones and the orphans; --
   const after = await listKeys(env);
   const expected = [...before].filter((key) => !doomed.has(key.split('/')[1]!));
   t.deepEqual(sorted(after), sorted(expected), 'exactly the expired videos and the orphans are gone; the rest is intact');
-  t.log(`prune of ${N} videos (${before.size} objects, ${expired.size} expired + ${orphans.length} orphans): ${summary.ms} ms inside the command (S3: ${s3.kind})`);
+  t.log(`prune of ${N} videos (${before.size} objects, ${expired.size} expired + ${orphans.length} orphans): ${summary.ms} ms inside the command (store: ${store.kind})`);
 });
 
 test('--max-bytes then deletes the least recently read; orphans younger than the grace period stay; metrics count the run', async (t) => {
-  const env = await s3.newBucket();
+  const env = await store.fresh();
   const now = Date.now();
   const videos: Synthetic[] = [1, 2, 3, 4, 5, 6].map((hours) => ({ id: `m${String(hours).padStart(10, '0')}`, age: hours * HOUR, manifest: true, slices: 3 }));
   const young: Synthetic = { id: 'y0000000000', age: undefined, manifest: false, slices: 2 };
-  const client = s3ClientFor(env);
-  await putAll(client, env.S3_BUCKET, [...videos, young].flatMap((video) => objectsOf(video, now)));
-  client.destroy();
+  await putAll(env, [...videos, young].flatMap((video) => objectsOf(video, now)));
 
-  const config = loadConfig(env);
-  const tier = new S3Tier(s3SettingsFrom(config), createMetrics());
-  t.teardown(() => tier.client.destroy());
+  const tier = await openStore(loadConfig(env), createMetrics());
+  t.teardown(() => tier.store.close());
   const bytesOf = async (id: string) => {
     let bytes = 0;
-    for await (const page of tier.list(`videos/${id}/`)) for (const object of page) bytes += object.Size ?? 0;
+    for await (const page of tier.list(`videos/${id}/`)) for (const object of page) bytes += object.size;
     return bytes;
   };
   // Room for the three most recently read videos and the young orphan.

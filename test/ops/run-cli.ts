@@ -15,7 +15,7 @@ export interface CliResult {
  * the test gives plus PATH and HOME.
  */
 export async function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
-  return run(process.execPath, ['--openssl-legacy-provider', BIN, ...args], env);
+  return run(process.execPath, [BIN, ...args], env);
 }
 
 const quote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
@@ -26,7 +26,7 @@ const quote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
  * Undefined when `script` is not installed.
  */
 export async function runCliInTerminal(args: string[], env: Record<string, string>): Promise<CliResult | undefined> {
-  const command = [process.execPath, '--openssl-legacy-provider', BIN, ...args].map(quote).join(' ');
+  const command = [process.execPath, BIN, ...args].map(quote).join(' ');
   const result = await run('script', ['-qec', command, '/dev/null'], env);
   return result.exitCode === ENOENT_EXIT ? undefined : result;
 }
@@ -38,8 +38,6 @@ async function run(file: string, args: string[], env: Record<string, string>): P
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',
-      // The AWS SDK's notice about Node 20 would otherwise be on every stderr.
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       ...env,
     },
     extendEnv: false,

@@ -40,6 +40,7 @@ test('every invalid value stops start-up with a message naming the variable', (t
     YTDLP_URL_TEMPLATE: 'https://example.com/watch',
     LOG_LEVEL: 'loud',
     S3_IDLE_TIMEOUT: '0',
+    ADMIN_PUBLIC_URL: 'cache.example.com',
   };
   for (const [name, value] of Object.entries(bad)) {
     const error = t.throws(() => loadConfig({ [name]: value }), { instanceOf: ConfigError }, name);
@@ -52,6 +53,12 @@ test('S3_TIMEOUT, replaced by three deadlines, stops start-up naming its replace
   const error = t.throws(() => loadConfig({ S3_TIMEOUT: '5s' }), { instanceOf: ConfigError });
   t.is(error?.variable, 'S3_TIMEOUT');
   for (const name of ['S3_CONNECT_TIMEOUT', 'S3_FIRST_BYTE_TIMEOUT', 'S3_IDLE_TIMEOUT']) t.true(error?.message.includes(name), name);
+});
+
+test('ADMIN_PUBLIC_URL is an http(s) URL, kept without its trailing slash', (t) => {
+  t.is(loadConfig({ ADMIN_PUBLIC_URL: 'https://cache.example.com/' }).ADMIN_PUBLIC_URL, 'https://cache.example.com');
+  t.is(loadConfig({ ADMIN_PUBLIC_URL: 'http://10.0.0.5:8080/tube/' }).ADMIN_PUBLIC_URL, 'http://10.0.0.5:8080/tube');
+  for (const bad of ['ftp://cache.example.com', 'https://cache.example.com/?x=1', 'https://user@cache.example.com']) t.throws(() => loadConfig({ ADMIN_PUBLIC_URL: bad }), { instanceOf: ConfigError }, bad);
 });
 
 test('extra yt-dlp arguments come as JSON or words', (t) => {

@@ -25,3 +25,14 @@ test('out of bounds or malformed byte ranges are unsatisfiable', (t) => {
     t.deepEqual(parseRange(header, size), { kind: 'unsatisfiable' }, header);
   }
 });
+
+test('RFC 9110 §14.1.2: a last-byte-pos past the end, of any size (even beyond 2^53), means the last byte', (t) => {
+  const big = 5 * 2 ** 20;
+  for (const last of ['99999999999999999999', '9007199254740993', String(2 ** 53), '9'.repeat(400)]) {
+    t.deepEqual(parseRange(`bytes=1000-${last}`, big), { kind: 'partial', start: 1000, end: big - 1 }, last);
+    t.deepEqual(parseRange(`bytes=0-${last}`, size), { kind: 'partial', start: 0, end: size - 1 }, last);
+    // A suffix longer than the body is the whole body, as a range.
+    t.deepEqual(parseRange(`bytes=-${last}`, size), { kind: 'partial', start: 0, end: size - 1 }, `-${last}`);
+  }
+  t.deepEqual(parseRange('bytes=9007199254740993-99999999999999999999', size), { kind: 'unsatisfiable' }, 'a first-byte-pos past the end stays 416');
+});

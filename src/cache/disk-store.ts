@@ -1,0 +1,281 @@
+import { randomUUID } from 'node:crypto';
+import { constants, type Dirent } from 'node:fs';
+import { access, link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { TubeError } from '../errors.js';
+import { checkConditions, errorBoundary } from './store-util.js';
+import { PAGE_MAX, clampRange, compareKeys, type ByteRange, type ListOptions, type ListPage, type ObjectBody, type ObjectHead, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
+
+/** A header line longer than this is not one of ours. */
+const HEADER_MAX = 64 * 1024;
+const READ_CHUNK = 64 * 1024;
+/** Temporary files older than this at start-up were left by a process that died mid-put. */
+const STALE_TEMP_MS = 60 * 60_000;
+
+interface Header {
+  etag: string;
+  contentType?: string;
+  metadata: Record<string, string>;
+}
+
+/**
+ * An ObjectStore in a local directory, for one node without an S3 server:
+ * object `videos/x/18/slices/0` is the file `{dir}/objects/videos/x/18/slices/0`.
+ * Each file starts with one JSON line (etag, content type, metadata), then the
+ * bytes. A put writes `{dir}/tmp/<uuid>`, fsyncs it and renames it into place,
+ * so readers see the old object or the new one, never part of one. The
+ * directory is not fsynced: a rename lost in a crash is a miss, not damage. Conditional
+ * puts: `ifNoneMatch` is a link(2), atomic across processes; `ifMatch` is
+ * atomic within this process (a single-node store has one writer).
+ */
+export class DiskStore implements ObjectStore {
+  readonly kind = 'disk' as const;
+  readonly conditionalWrites = true;
+  readonly location: string;
+  readonly #objects: string;
+  readonly #tmp: string;
+  /** ifMatch puts of one key, one after another. */
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  private constructor(directory: string) {
+    this.location = resolve(directory);
+    this.#objects = join(this.location, 'objects');
+    this.#tmp = join(this.location, 'tmp');
+  }
+
+  /** Creates the directories and removes temporary files a crashed process left. */
+  static async open(directory: string): Promise<DiskStore> {
+    const store = new DiskStore(directory);
+    await translate(`open ${store.location}`, async () => {
+      await mkdir(store.#objects, { recursive: true });
+      await mkdir(store.#tmp, { recursive: true });
+      for (const name of await readdir(store.#tmp)) {
+        const path = join(store.#tmp, name);
+        const info = await stat(path).catch(() => undefined);
+        if (info && Date.now() - info.mtimeMs > STALE_TEMP_MS) await rm(path, { force: true });
+      }
+    });
+    return store;
+  }
+
+  #path(key: string): string {
+    const parts = key.split('/');
+    if (parts.some((part) => part === '' || part === '.' || part === '..' || part.includes('\0'))) throw new TubeError('STORE_ERROR', `key "${key}" cannot be a file path`);
+    return join(this.#objects, ...parts);
+  }
+
+  async get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<ObjectBody | undefined> {
+    const path = this.#path(key);
+    const opened = await translate(`get ${key}`, () => open(path, 'r'), true);
+    if (!opened) return undefined;
+    const file = opened;
+    try {
+      const { head, offset } = await readHead(file, key);
+      const { start, end } = clampRange(head.size, range);
+      let closed = false;
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        void file.close().catch(() => undefined);
+      };
+      async function* body(): AsyncGenerator<Buffer> {
+        try {
+          for (let at = start; at <= end; ) {
+            signal?.throwIfAborted();
+            const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, end - at + 1));
+            const { bytesRead } = await file.read(buffer, 0, buffer.length, offset + at);
+            if (bytesRead === 0) throw new TubeError('STORE_ERROR', `${key} ended at ${at} of ${head.size} bytes`);
+            at += bytesRead;
+            yield buffer.subarray(0, bytesRead);
+          }
+        } finally {
+          close();
+        }
+      }
+      return { ...head, start, end, body: body(), cancel: close };
+    } catch (error) {
+      await file.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async head(key: string): Promise<ObjectHead | undefined> {
+    const file = await translate(`head ${key}`, () => open(this.#path(key), 'r'), true);
+    if (!file) return undefined;
+    try {
+      return (await readHead(file, key)).head;
+    } finally {
+      await file.close();
+    }
+  }
+
+  async put(key: string, body: Buffer | AsyncIterable<Buffer>, options: PutOptions = {}): Promise<{ etag: string }> {
+    const path = this.#path(key);
+    const etag = `"${randomUUID()}"`;
+    const temp = join(this.#tmp, randomUUID());
+    const header: Header = { etag, ...(options.contentType ? { contentType: options.contentType } : {}), metadata: { ...options.metadata } };
+    try {
+      await translate(`put ${key}`, async () => {
+        const file = await open(temp, 'wx');
+        try {
+          await file.write(`${JSON.stringify(header)}\n`);
+          for await (const chunk of Buffer.isBuffer(body) ? [body] : body) {
+            options.signal?.throwIfAborted();
+            await file.write(chunk);
+          }
+          options.signal?.throwIfAborted();
+          await file.sync();
+        } finally {
+          await file.close();
+        }
+      });
+      if (options.ifMatch !== undefined) await this.#locked(key, async () => this.#commit(key, temp, path, options));
+      else await this.#commit(key, temp, path, options);
+      return { etag };
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
+  async #commit(key: string, temp: string, path: string, options: PutOptions): Promise<void> {
+    if (options.ifMatch !== undefined) checkConditions(key, (await this.head(key))?.etag, options);
+    // Twice: a delete of the last object in a directory may remove it between mkdir and rename.
+    for (let attempt = 0; ; attempt++) {
+      await translate(`put ${key}`, () => mkdir(dirname(path), { recursive: true }));
+      try {
+        if (options.ifNoneMatch === '*') await link(temp, path);
+        else await rename(temp, path);
+        break;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') return checkConditions(key, 'present', options);
+        if (code !== 'ENOENT' || attempt > 0) throw storeError(`put ${key}`, error);
+      }
+    }
+  }
+
+  async #locked<T>(key: string, run: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(key) ?? Promise.resolve();
+    const current = previous.catch(() => undefined).then(run);
+    this.#locks.set(key, current);
+    try {
+      return await current;
+    } finally {
+      if (this.#locks.get(key) === current) this.#locks.delete(key);
+    }
+  }
+
+  async list(options: ListOptions): Promise<ListPage> {
+    const after = options.cursor ?? options.startAfter;
+    const limit = Math.min(options.limit ?? PAGE_MAX, PAGE_MAX);
+    const found: ObjectInfo[] = [];
+    // The deepest directory the prefix names: "videos/ab" walks objects/videos.
+    const base = options.prefix.slice(0, options.prefix.lastIndexOf('/') + 1);
+    const walk = async (directory: string, keyPrefix: string): Promise<boolean> => {
+      const entries = await readdir(directory, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return [] as Dirent[];
+        throw storeError(`list ${options.prefix}`, error);
+      });
+      // S3 order: a directory's keys sort as "name/…", so "a-b" comes before "a/c".
+      const named = entries.map((entry) => ({ entry, key: keyPrefix + entry.name + (entry.isDirectory() ? '/' : '') })).sort((a, b) => compareKeys(a.key, b.key));
+      for (const { entry, key } of named) {
+        if (entry.isDirectory()) {
+          const underPrefix = key.startsWith(options.prefix) || options.prefix.startsWith(key);
+          const pastCursor = after === undefined || compareKeys(key, after) > 0 || after.startsWith(key);
+          if (underPrefix && pastCursor && !(await walk(join(directory, entry.name), key))) return false;
+          continue;
+        }
+        if (!entry.isFile() || !key.startsWith(options.prefix) || (after !== undefined && compareKeys(key, after) <= 0)) continue;
+        const info = await stat(join(directory, entry.name)).catch(() => undefined);
+        if (!info) continue; // deleted while listing
+        // One more than the page holds tells whether there is a next page.
+        if (found.length === limit) return false;
+        found.push({ key, size: Math.max(0, info.size - (await headerLength(join(directory, entry.name)))), lastModified: Math.floor(info.mtimeMs) });
+      }
+      return true;
+    };
+    const complete = await walk(join(this.#objects, ...base.split('/').filter(Boolean)), base);
+    return { objects: found, cursor: complete ? undefined : found.at(-1)?.key };
+  }
+
+  async delete(keys: readonly string[]): Promise<{ key: string; message: string }[]> {
+    const failed: { key: string; message: string }[] = [];
+    for (const key of keys) {
+      try {
+        const path = this.#path(key);
+        await unlink(path).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT' && error.code !== 'ENOTDIR') throw error;
+        });
+        await this.#pruneDirectories(dirname(path));
+      } catch (error) {
+        failed.push({ key, message: (error as Error).message });
+      }
+    }
+    return failed;
+  }
+
+  /** Removes directories left empty, up to objects/, so the tree does not keep every video ever cached. */
+  async #pruneDirectories(directory: string): Promise<void> {
+    for (let dir = directory; dir.startsWith(this.#objects + '/'); dir = dirname(dir)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        return; // not empty (or already gone)
+      }
+    }
+  }
+
+  async ping(): Promise<void> {
+    await translate(`ping ${this.location}`, () => access(this.#objects, constants.W_OK | constants.R_OK));
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** The object's header line and where its bytes start. */
+async function readHead(file: FileHandle, key: string): Promise<{ head: ObjectHead; offset: number }> {
+  const [info, prefix] = await Promise.all([file.stat(), readPrefix(file)]);
+  const newline = prefix.indexOf(0x0a);
+  let header: Header;
+  try {
+    if (newline < 0) throw new Error('no header line');
+    header = JSON.parse(prefix.subarray(0, newline).toString('utf8')) as Header;
+    if (typeof header.etag !== 'string' || typeof header.metadata !== 'object') throw new Error('not a header');
+  } catch (error) {
+    throw new TubeError('STORE_ERROR', `${key} is not an object file: ${(error as Error).message}`);
+  }
+  const offset = newline + 1;
+  return {
+    offset,
+    head: { key, size: info.size - offset, lastModified: Math.floor(info.mtimeMs), etag: header.etag, contentType: header.contentType, metadata: header.metadata },
+  };
+}
+
+/** The start of the file, long enough to hold the header line (usually the first 4 KiB do). */
+async function readPrefix(file: FileHandle): Promise<Buffer> {
+  for (let length = 4096; ; length = HEADER_MAX) {
+    const buffer = Buffer.allocUnsafe(length);
+    const { bytesRead } = await file.read(buffer, 0, length, 0);
+    const prefix = buffer.subarray(0, bytesRead);
+    if (prefix.includes(0x0a) || bytesRead < length || length === HEADER_MAX) return prefix;
+  }
+}
+
+async function headerLength(path: string): Promise<number> {
+  const file = await open(path, 'r').catch(() => undefined);
+  if (!file) return 0;
+  try {
+    const prefix = await readPrefix(file);
+    return prefix.indexOf(0x0a) + 1;
+  } finally {
+    await file.close();
+  }
+}
+
+const storeError = (what: string, error: unknown) => new TubeError('STORE_ERROR', `disk ${what}: ${(error as Error).message}`, { cause: error });
+
+/** File operations: ENOENT/ENOTDIR is a miss where allowed; our own errors and aborts pass; anything else is a STORE_ERROR. */
+const translate = errorBoundary(
+  (error) => ['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? ''),
+  (what, error) => ((error as Error).name === 'AbortError' || error instanceof TubeError ? (error as Error) : storeError(what, error)),
+);

@@ -1,0 +1,229 @@
+import { Agent } from 'node:https';
+import { Agent as HttpAgent } from 'node:http';
+import {
+  CreateBucketCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import type { Config } from '../config.js';
+import { TubeError } from '../errors.js';
+import { DeadlineHttpHandler, type S3Deadlines } from './s3-deadlines.js';
+import { bodyOf, collectBody, errorBoundary } from './store-util.js';
+import { PAGE_MAX, type ByteRange, type ListOptions, type ListPage, type ObjectBody, type ObjectHead, type ObjectStore, type PutOptions } from './store.js';
+
+export interface S3Settings {
+  endpoint: string | undefined;
+  region: string;
+  bucket: string;
+  prefix: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  forcePathStyle: boolean;
+  checksums: 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
+  deadlines: S3Deadlines;
+}
+
+export const s3SettingsFrom = (config: Config, endpoint = config.S3_ENDPOINT || undefined): S3Settings => ({
+  endpoint,
+  region: config.S3_REGION,
+  bucket: config.S3_BUCKET,
+  prefix: config.S3_PREFIX,
+  accessKeyId: config.S3_ACCESS_KEY_ID,
+  secretAccessKey: config.S3_SECRET_ACCESS_KEY,
+  forcePathStyle: config.S3_FORCE_PATH_STYLE,
+  checksums: config.S3_CHECKSUMS,
+  deadlines: { connectMs: config.S3_CONNECT_TIMEOUT, firstByteMs: config.S3_FIRST_BYTE_TIMEOUT, idleMs: config.S3_IDLE_TIMEOUT },
+});
+
+/** `overrides` are for tests and tools (e.g. `maxAttempts: 1`); the service uses the settings alone. */
+export function createS3Client(settings: S3Settings, overrides: Partial<S3ClientConfig> = {}): S3Client {
+  const agentOptions = { keepAlive: true, maxSockets: 64 };
+  return new S3Client({
+    region: settings.region,
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    forcePathStyle: settings.forcePathStyle,
+    ...(settings.accessKeyId ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } } : {}),
+    // The SDK's default (CRC32 on every request, aws-chunked stream bodies) is
+    // rejected or mis-stored by several S3-compatible servers.
+    requestChecksumCalculation: settings.checksums,
+    responseChecksumValidation: settings.checksums,
+    maxAttempts: 2,
+    requestHandler: new DeadlineHttpHandler(settings.deadlines, { httpAgent: new HttpAgent(agentOptions), httpsAgent: new Agent(agentOptions) }),
+    ...overrides,
+  });
+}
+
+/** A DeleteObjects of a full batch may take S3 seconds before it answers (off the request path: prune, rm). */
+const DELETE_FIRST_BYTE_MS = 30_000;
+
+export const isNotFound = (error: unknown): boolean => {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'NoSuchKey' || e?.name === 'NoSuchBucket' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
+};
+
+/**
+ * An ObjectStore in an S3-compatible bucket (AWS, Ceph RGW, MinIO). SDK errors
+ * are translated here and nowhere else: NoSuchKey/404 is a miss, 412 a
+ * PRECONDITION_FAILED, anything else a STORE_ERROR carrying the SDK error as
+ * its cause. Puts are one PutObject: the objects are at most a slice, and a
+ * single PUT is atomic (visible complete or not at all) where a multipart
+ * upload would cost three requests for the same guarantee.
+ */
+export class S3Store implements ObjectStore {
+  readonly kind = 's3' as const;
+  readonly conditionalWrites = true;
+  readonly location: string;
+  readonly client: S3Client;
+  readonly bucket: string;
+  readonly #firstByteMs: number;
+
+  constructor(settings: S3Settings, client = createS3Client(settings)) {
+    this.client = client;
+    this.bucket = settings.bucket;
+    this.#firstByteMs = settings.deadlines.firstByteMs;
+    this.location = `${settings.endpoint ?? 'AWS S3'} bucket ${settings.bucket}`;
+  }
+
+  async ensureBucket(create: boolean): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (error) {
+      if (!isNotFound(error)) throw new TubeError('STORE_ERROR', `bucket "${this.bucket}": ${(error as Error).message}`, { cause: error });
+      if (!create) throw new TubeError('STORE_ERROR', `bucket "${this.bucket}" does not exist (set S3_CREATE_BUCKET=true to create it)`);
+      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+    }
+  }
+
+  async ping(): Promise<void> {
+    await translate('ping', () => this.client.send(new HeadBucketCommand({ Bucket: this.bucket })));
+  }
+
+  async get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<ObjectBody | undefined> {
+    // Always an absolute range: some servers answer suffix ranges wrongly.
+    const header = range ? `bytes=${range.start}-${range.end ?? ''}` : undefined;
+    let response: GetObjectCommandOutput;
+    try {
+      response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }), { abortSignal: signal });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      // A range that starts past the end: the object is there, with nothing to read.
+      if (status(error) === 416) {
+        const head = await this.head(key);
+        return head && { ...head, start: head.size, end: head.size - 1, body: bodyOf(), cancel() {} };
+      }
+      throw translated(`get ${key}`, error);
+    }
+    const stream = response.Body as (AsyncIterable<Buffer> & { destroy?: () => void }) | undefined;
+    const total = Number(/\/(\d+)$/.exec(response.ContentRange ?? '')?.[1] ?? response.ContentLength ?? 0);
+    const start = Number(/bytes (\d+)-/.exec(response.ContentRange ?? '')?.[1] ?? 0);
+    const length = response.ContentLength ?? 0;
+    async function* body(): AsyncGenerator<Buffer> {
+      if (!stream) return;
+      try {
+        for await (const chunk of stream) yield chunk;
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        throw new TubeError('STORE_ERROR', `get ${key} body: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    return {
+      key,
+      size: total,
+      lastModified: response.LastModified?.getTime() ?? 0,
+      etag: response.ETag ?? '',
+      contentType: response.ContentType,
+      metadata: response.Metadata ?? {},
+      start,
+      end: start + length - 1,
+      body: body(),
+      cancel: () => stream?.destroy?.(),
+    };
+  }
+
+  async head(key: string): Promise<ObjectHead | undefined> {
+    const response = await translate(`head ${key}`, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key })), true);
+    if (!response) return undefined;
+    return {
+      key,
+      size: response.ContentLength ?? 0,
+      lastModified: response.LastModified?.getTime() ?? 0,
+      etag: response.ETag ?? '',
+      contentType: response.ContentType,
+      metadata: response.Metadata ?? {},
+    };
+  }
+
+  async put(key: string, body: Buffer | AsyncIterable<Buffer>, options: PutOptions = {}): Promise<{ etag: string }> {
+    // PutObject needs the length first; the objects put here are at most one slice.
+    const bytes = await collectBody(body, options.signal);
+    const response = await translate(`put ${key}`, () =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: bytes,
+          ContentLength: bytes.length,
+          ContentType: options.contentType,
+          Metadata: options.metadata ? { ...options.metadata } : undefined,
+          IfNoneMatch: options.ifNoneMatch,
+          // Bare: Ceph RGW refuses a quoted etag in If-Match (412 for the very etag it returned).
+          IfMatch: options.ifMatch?.replaceAll('"', ''),
+        }),
+        { abortSignal: options.signal },
+      ),
+    );
+    return { etag: response.ETag ?? '' };
+  }
+
+  async list(options: ListOptions): Promise<ListPage> {
+    const page = await translate(`list ${options.prefix}`, () =>
+      this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: options.prefix,
+          MaxKeys: Math.min(options.limit ?? PAGE_MAX, PAGE_MAX),
+          ...(options.cursor ? { ContinuationToken: options.cursor } : options.startAfter ? { StartAfter: options.startAfter } : {}),
+        }),
+      ),
+    );
+    return {
+      objects: (page.Contents ?? []).flatMap((entry) => (entry.Key ? [{ key: entry.Key, size: entry.Size ?? 0, lastModified: entry.LastModified?.getTime() ?? 0 }] : [])),
+      cursor: page.IsTruncated ? page.NextContinuationToken : undefined,
+    };
+  }
+
+  async delete(keys: readonly string[]): Promise<{ key: string; message: string }[]> {
+    const failed: { key: string; message: string }[] = [];
+    for (let i = 0; i < keys.length; i += PAGE_MAX) {
+      const batch = keys.slice(i, i + PAGE_MAX);
+      const result = await translate('delete', () =>
+        this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), {
+          requestTimeout: Math.max(DELETE_FIRST_BYTE_MS, this.#firstByteMs),
+        }),
+      );
+      for (const error of result.Errors ?? []) failed.push({ key: error.Key ?? '?', message: error.Message ?? error.Code ?? 'delete failed' });
+    }
+    return failed;
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+
+const status = (error: unknown) => (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+
+function translated(what: string, error: unknown): Error {
+  if ((error as Error)?.name === 'AbortError') return error as Error;
+  if (status(error) === 412 || status(error) === 409) return new TubeError('PRECONDITION_FAILED', what, { cause: error });
+  return new TubeError('STORE_ERROR', `S3 ${what}: ${(error as Error)?.message ?? error}`, { cause: error });
+}
+
+const translate = errorBoundary(isNotFound, translated);

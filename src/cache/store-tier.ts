@@ -1,0 +1,137 @@
+import { isTubeError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import { ObjectKeys, type VideoRef } from './keys.js';
+import { parseManifest, sliceBounds, type Manifest } from './manifest.js';
+import { openSlice as openStoredSlice, sliceHeader } from './slice-codec.js';
+import { listAll, readAll, type ObjectInfo, type ObjectStore } from './store.js';
+import { bodyOf } from './store-util.js';
+
+/** After a failed request, the store is skipped for this long (nginx's fail_timeout), so an outage costs one timeout, not one per request. */
+const DOWN_MS = 5_000;
+
+export type StoreTierName = 'disk' | 's3';
+
+/**
+ * The persistent tier: videos (manifests, slices, access times) in an
+ * ObjectStore, in the key layout of ObjectKeys. Slices are stored with their
+ * digests and checked on every read (slice-codec.ts). Failures are counted,
+ * and open a short window in which the store is skipped, so an outage degrades
+ * to the origin instead of failing clients.
+ */
+export class StoreTier {
+  readonly name: StoreTierName;
+  readonly keys: ObjectKeys;
+  readonly store: ObjectStore;
+  readonly #metrics: Metrics;
+  #downUntil = 0;
+
+  constructor(store: ObjectStore & { kind: StoreTierName }, options: { prefix: string; metrics: Metrics }) {
+    this.store = store;
+    this.name = store.kind;
+    this.keys = new ObjectKeys(options.prefix);
+    this.#metrics = options.metrics;
+    options.metrics.sources.store = () => ({ name: this.name, available: this.available });
+  }
+
+  /** False while a recent failure keeps the store out of the request path. */
+  get available(): boolean {
+    return Date.now() >= this.#downUntil;
+  }
+
+  async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    const stopTimer = this.#metrics.storeSeconds.startTimer({ store: this.name, operation });
+    try {
+      const result = await run();
+      const outcome = result === undefined ? 'miss' : 'ok';
+      stopTimer({ outcome });
+      this.#metrics.storeOperations.inc({ store: this.name, operation, outcome });
+      return result;
+    } catch (error) {
+      if (isTubeError(error, 'STORE_ERROR')) {
+        stopTimer({ outcome: 'error' });
+        this.#down(operation);
+      }
+      throw error;
+    }
+  }
+
+  ping(): Promise<void> {
+    return this.store.ping();
+  }
+
+  async getManifest(video: VideoRef, sliceBytes: number): Promise<Manifest | undefined> {
+    const text = await this.getText(this.keys.manifest(video));
+    return text === undefined ? undefined : parseManifest(text, { ...video, sliceBytes });
+  }
+
+  async putManifest(manifest: Manifest): Promise<void> {
+    await this.putText(this.keys.manifest(manifest), JSON.stringify(manifest, null, 2), 'application/json');
+  }
+
+  async getText(key: string): Promise<string | undefined> {
+    return (await this.#call('get', () => readAll(this.store, key)))?.toString('utf8');
+  }
+
+  async putText(key: string, body: string, contentType: string): Promise<void> {
+    await this.#call('put', () => this.store.put(key, Buffer.from(body), { contentType }));
+  }
+
+  /**
+   * Slice `index` of this manifest's version, each chunk checked against its
+   * digest before it is yielded; undefined when the store has no such slice
+   * (absent, or of another version). A chunk that fails its check throws
+   * SLICE_CORRUPT; a store failure throws STORE_ERROR.
+   */
+  async openSlice(manifest: Manifest, index: number, signal: AbortSignal): Promise<AsyncGenerator<Buffer> | undefined> {
+    return this.#call('get-slice', async () => {
+      const object = await this.store.get(this.keys.slice(manifest, index), undefined, signal);
+      if (!object) return undefined;
+      const slice = await openStoredSlice(object.body, { etag: manifest.etag, length: sliceBounds(manifest, index).length }).catch((error: unknown) => {
+        object.cancel();
+        throw error;
+      });
+      if (!slice) object.cancel();
+      return slice && this.#watched(slice);
+    });
+  }
+
+  /** A store that fails mid-body is as down as one that fails to answer. */
+  async *#watched(slice: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+    try {
+      yield* slice;
+    } catch (error) {
+      if (isTubeError(error, 'STORE_ERROR')) this.#down('get-slice');
+      throw error;
+    }
+  }
+
+  #down(operation: string): void {
+    this.#metrics.storeOperations.inc({ store: this.name, operation, outcome: 'error' });
+    this.#downUntil = Date.now() + DOWN_MS;
+  }
+
+  /** Stores a whole slice with its digests; visible only once complete. */
+  async putSlice(manifest: Manifest, index: number, bytes: Buffer): Promise<void> {
+    const header = sliceHeader(bytes, manifest.etag);
+    await this.#call('put-slice', () => this.store.put(this.keys.slice(manifest, index), bodyOf(header, bytes), { contentType: 'application/octet-stream' }));
+  }
+
+  async touch(video: VideoRef, at = new Date()): Promise<void> {
+    await this.putText(this.keys.access(video), at.toISOString(), 'text/plain');
+  }
+
+  /** Every object under `prefix` (after key `startAfter`, when given), page by page. */
+  async *list(prefix: string, startAfter?: string): AsyncGenerator<ObjectInfo[]> {
+    const pages = listAll(this.store, prefix, startAfter);
+    for (;;) {
+      const page = await this.#call('list', () => pages.next());
+      if (page.done) return;
+      yield page.value;
+    }
+  }
+
+  /** Deletes keys; returns the ones the store refused. */
+  deleteKeys(keys: readonly string[]): Promise<{ key: string; message: string }[]> {
+    return this.#call('delete', () => this.store.delete(keys));
+  }
+}
