@@ -11,6 +11,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { fixture, newVideoId, sha256, startHarness } from '../test/helpers/harness.js';
 import { startServe, streamGet } from '../test/faults/support.js';
+import { chooseTestS3 } from '../test/helpers/s3.js';
 
 const CYCLES = Number(process.env.SOAK_CYCLES ?? 3);
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
@@ -18,7 +19,10 @@ const CLIENTS = 20;
 const NEW_VIDEOS_PER_CYCLE = 5;
 const TOKEN = 'soak-admin-token-0123456789abcdef';
 
-const h = await startHarness();
+// S3 (RGW from S3_TEST_ENDPOINT) when there is one, as a production node runs; else the disk store.
+const s3Choice = await chooseTestS3();
+console.log(`store: ${s3Choice.available ? 'S3' : 'disk'} (${s3Choice.reason})`);
+const h = await startHarness({ store: s3Choice.available ? 's3' : 'disk' });
 const serve = await startServe({ ...h.env, ADMIN_TOKEN: TOKEN, MEMORY_CACHE_BYTES: '16MiB', LOG_LEVEL: 'warn' });
 const pid = serve.child.pid!;
 const videos: string[] = [];

@@ -9,7 +9,7 @@ import { pino, type Logger } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { Service } from '../../src/service.js';
 import { FAKE_YTDLP_PATH, FIXTURE_VIDEO_PATH, startOrigin, type Origin } from './origin.js';
-import { startTestS3, type TestS3 } from './s3.js';
+import { RELAXED_S3_DEADLINES, startTestS3, type TestS3 } from './s3.js';
 
 export const fixture = readFileSync(FIXTURE_VIDEO_PATH);
 export const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -99,11 +99,7 @@ export async function startHarness(options: { store?: 'disk' | 's3' } = {}): Pro
     LOG_LEVEL: process.env.TUBECACHE_TEST_LOG ?? 'silent',
     SLICE_BYTES: '256KiB',
     HEAD_SECONDS: '10',
-    // The test S3 often shares this process's event loop with a hundred clients: an answer
-    // slower than the defaults there is load, not the fault test/faults/ checks on purpose.
-    S3_CONNECT_TIMEOUT: '10s',
-    S3_FIRST_BYTE_TIMEOUT: '30s',
-    S3_IDLE_TIMEOUT: '30s',
+    ...RELAXED_S3_DEADLINES,
   };
   return {
     origin,
