@@ -443,14 +443,17 @@ export class TieredCache {
 
   /**
    * Shutdown: head plans and uploads, queued and running, get up to `ms` to
-   * finish; then the queue is dropped. A PUT abandoned when the process ends leaves nothing
-   * visible: a slice or manifest PUT is all or nothing.
+   * finish; then the queue is dropped and what is running is waited for (a
+   * store call ends within the S3 deadlines; the disk store's temporary file
+   * must not outlive its directory). A slice or manifest PUT is all or
+   * nothing, so one cut by the process's end leaves nothing visible.
    */
   async close(ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.idle(), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
     clearTimeout(timer);
     this.#closing = true;
+    await this.idle();
   }
 }
 
