@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { openStore } from './cache/open-store.js';
 import type { StoreTier } from './cache/store-tier.js';
@@ -61,13 +62,22 @@ async function serve(): Promise<void> {
   const service = await Service.create(loadConfig());
   const { url, adminUrl } = await service.listen();
   service.logger.info({ url, adminUrl, store: service.store.store.location, format: service.config.YTDLP_FORMAT }, 'tubecache listening');
-  const stop = async (signal: string) => {
-    service.logger.info({ signal }, 'shutting down');
-    await service.close();
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) {
+      // An operator who asks twice wants out now: 128 + the signal's number, as a shell reports it.
+      service.logger.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(128 + osConstants.signals[signal]);
+    }
+    stopping = true;
+    const started = Date.now();
+    service.logger.info({ signal, graceMs: service.config.SHUTDOWN_GRACE }, 'shutting down: draining in-flight responses');
+    await service.close(service.config.SHUTDOWN_GRACE);
+    service.logger.info({ ms: Date.now() - started }, 'shut down');
     process.exit(EXIT.ok);
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
 
 interface PruneFlags {

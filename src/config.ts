@@ -40,12 +40,13 @@ const size = (defaultValue: string, doc: string, min = 0): Setting<number> => ({
   },
 });
 
-const duration = (defaultValue: string, doc: string): Setting<number> => ({
+const duration = (defaultValue: string, doc: string, minMs = 0): Setting<number> => ({
   default: defaultValue,
   doc,
   parse(raw, name) {
     const ms = parseDuration(raw);
-    return ms === undefined ? fail(name, `expected a duration such as 90s, 5m or 2h, got "${raw}"`) : ms;
+    if (ms === undefined) return fail(name, `expected a duration such as 90s, 5m or 2h, got "${raw}"`);
+    return ms < minMs ? fail(name, `must be at least ${minMs}ms, got "${raw}"`) : ms;
   },
 });
 
@@ -125,7 +126,10 @@ export const SETTINGS = {
   S3_FORCE_PATH_STYLE: bool('true', 'path-style URLs (MinIO, Ceph RGW); false for virtual-hosted AWS'),
   S3_CHECKSUMS: oneOf(['WHEN_REQUIRED', 'WHEN_SUPPORTED'], 'WHEN_REQUIRED', "the AWS SDK's request checksum calculation and response validation"),
   S3_CREATE_BUCKET: bool('true', 'create the bucket at start-up when it does not exist'),
-  S3_TIMEOUT: duration('5s', 'timeout of one S3 request; an S3 that does not answer degrades to the origin'),
+  // A deadline of 0 would fail every request, not disable the deadline.
+  S3_CONNECT_TIMEOUT: duration('1s', 'S3 connect timeout', 1),
+  S3_FIRST_BYTE_TIMEOUT: duration('2s', "S3 time from sending a request to its response headers (a PUT's body included)", 1),
+  S3_IDLE_TIMEOUT: duration('2s', 'S3 idle timeout between body chunks; a slice read that stalls continues from the origin', 1),
   DATA_DIR: str('./data', 'the disk store (when S3_ENDPOINT is empty): objects under DATA_DIR/objects, written atomically'),
 
   MEMORY_CACHE_BYTES: size('100MiB', 'byte budget of the in-memory LRU'),
@@ -159,6 +163,8 @@ export const SETTINGS = {
   ORIGIN_IDLE_TIMEOUT: duration('15s', 'origin idle timeout (no bytes)'),
   ORIGIN_MAX_SOCKETS: int('16', 'origin connections per host', 1, 1024),
 
+  SHUTDOWN_GRACE: duration('25s', 'on SIGTERM/SIGINT, how long in-flight responses and uploads may run before they are cut'),
+
   ADMIN_TOKEN: str('', 'enables the admin API; clients send Authorization: Bearer <token>'),
   ADMIN_PORT: int('0', 'serve the admin API on its own port (0: on PORT)', 0, 65535),
   ADMIN_PUBLIC_URL: baseUrl("the public listener as the admin page's browser reaches it, for preview and prefetch when ADMIN_PORT is set"),
@@ -168,10 +174,17 @@ export const SETTINGS = {
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
+
 export type Config = { readonly [K in SettingName]: ReturnType<(typeof SETTINGS)[K]['parse']> };
+
+/** Settings that no longer exist: start-up stops and names what replaced them, rather than silently ignoring them. */
+const RETIRED: Record<string, string> = {
+  S3_TIMEOUT: 'replaced by S3_CONNECT_TIMEOUT, S3_FIRST_BYTE_TIMEOUT and S3_IDLE_TIMEOUT; unset it',
+};
 
 /** Reads every setting from `env`; the first invalid one throws a ConfigError naming it. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  for (const [name, replacement] of Object.entries(RETIRED)) if (env[name] !== undefined) throw new ConfigError(name, replacement);
   const config: Record<string, unknown> = {};
   for (const [name, setting] of Object.entries(SETTINGS) as [SettingName, Setting<unknown>][]) {
     const raw = env[name];

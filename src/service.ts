@@ -20,6 +20,10 @@ import { Resolver } from './origin/resolver.js';
 
 /** yt-dlp's readiness is re-checked at most this often: it is a process start (a Python one). */
 const YTDLP_CHECK_MS = 60_000;
+/** Each readiness check gets this long, so /readyz answers within 2 s whatever hangs behind it. */
+const READY_CHECK_MS = 1_500;
+/** While draining, keep-alive connections that finish a response are closed this often instead of waiting for a next request. */
+const DRAIN_POLL_MS = 100;
 
 /**
  * Everything one tubecache process runs, wired once: the tiers, the origin,
@@ -40,6 +44,7 @@ export class Service implements AppServices {
   readonly adminApp: Koa | undefined;
   #servers: Server[] = [];
   #ytdlpCheck: { at: number; result: ReadinessCheck } | undefined;
+  #closing = false;
 
   private constructor(config: Config, logger: Logger, metrics: Metrics, store: StoreTier) {
     this.config = config;
@@ -92,14 +97,10 @@ export class Service implements AppServices {
     return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${bound}`;
   }
 
-  async readiness(): Promise<Record<'store' | 'ytdlp', ReadinessCheck>> {
-    const [store, ytdlp] = await Promise.all([
-      this.store.ping().then(
-        () => ({ ok: true }),
-        (error: Error) => ({ ok: false, detail: error.message }),
-      ),
-      this.#ytdlpReady(),
-    ]);
+  /** The checks behind /readyz, each within READY_CHECK_MS; a closing service is not ready, at once, so balancers drain it. */
+  async readiness(): Promise<Record<string, ReadinessCheck>> {
+    if (this.#closing) return { shutdown: { ok: false, detail: 'shutting down' } };
+    const [store, ytdlp] = await Promise.all([withinDeadline(this.store.ping().then(() => ({ ok: true }))), withinDeadline(this.#ytdlpReady())]);
     return { store, ytdlp };
   }
 
@@ -113,17 +114,40 @@ export class Service implements AppServices {
     return result;
   }
 
-  async close(): Promise<void> {
-    await this.pruner.stop();
-    await Promise.all(
-      this.#servers.map((server) => {
-        server.closeAllConnections();
-        return new Promise((resolve) => server.close(resolve));
-      }),
-    );
+  /**
+   * Stops accepting, lets in-flight responses and uploads run for up to
+   * `graceMs` (SHUTDOWN_GRACE on a signal; 0 cuts at once), then closes what
+   * is left. Nothing in here waits on S3 without a deadline.
+   */
+  async close(graceMs = 0): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    this.#closing = true;
+    await Promise.all([this.pruner.stop(), ...this.#servers.map((server) => drain(server, graceMs))]);
     this.#servers = [];
-    await this.cache.idle();
+    await this.cache.close(Math.max(0, deadline - Date.now()));
     this.fetcher.close();
     await this.store.store.close();
+  }
+}
+
+/** Closes `server`: no new connections, idle ones closed as they become idle, the rest cut after `graceMs`. */
+async function drain(server: Server, graceMs: number): Promise<void> {
+  const closed = new Promise((resolve) => server.close(resolve));
+  server.closeIdleConnections();
+  const idle = setInterval(() => server.closeIdleConnections(), DRAIN_POLL_MS);
+  const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+  await closed;
+  clearInterval(idle);
+  clearTimeout(cut);
+}
+
+/** The check's answer, or a failed check if it takes longer than READY_CHECK_MS. */
+async function withinDeadline(check: Promise<ReadinessCheck>): Promise<ReadinessCheck> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<ReadinessCheck>((resolve) => (timer = setTimeout(() => resolve({ ok: false, detail: `no answer within ${READY_CHECK_MS} ms` }), READY_CHECK_MS)));
+  try {
+    return await Promise.race([check.catch((error: Error) => ({ ok: false, detail: error.message })), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Config } from '../config.js';
 import { TubeError } from '../errors.js';
+import { DeadlineHttpHandler, type S3Deadlines } from './s3-deadlines.js';
 import { bodyOf, collectBody, errorBoundary } from './store-util.js';
 import { PAGE_MAX, type ByteRange, type ListOptions, type ListPage, type ObjectBody, type ObjectHead, type ObjectStore, type PutOptions } from './store.js';
 
@@ -26,7 +27,7 @@ export interface S3Settings {
   secretAccessKey: string;
   forcePathStyle: boolean;
   checksums: 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
-  timeoutMs: number;
+  deadlines: S3Deadlines;
 }
 
 export const s3SettingsFrom = (config: Config, endpoint = config.S3_ENDPOINT || undefined): S3Settings => ({
@@ -38,7 +39,7 @@ export const s3SettingsFrom = (config: Config, endpoint = config.S3_ENDPOINT || 
   secretAccessKey: config.S3_SECRET_ACCESS_KEY,
   forcePathStyle: config.S3_FORCE_PATH_STYLE,
   checksums: config.S3_CHECKSUMS,
-  timeoutMs: config.S3_TIMEOUT,
+  deadlines: { connectMs: config.S3_CONNECT_TIMEOUT, firstByteMs: config.S3_FIRST_BYTE_TIMEOUT, idleMs: config.S3_IDLE_TIMEOUT },
 });
 
 /** `overrides` are for tests and tools (e.g. `maxAttempts: 1`); the service uses the settings alone. */
@@ -54,15 +55,13 @@ export function createS3Client(settings: S3Settings, overrides: Partial<S3Client
     requestChecksumCalculation: settings.checksums,
     responseChecksumValidation: settings.checksums,
     maxAttempts: 2,
-    requestHandler: {
-      connectionTimeout: settings.timeoutMs,
-      requestTimeout: settings.timeoutMs,
-      httpAgent: new HttpAgent(agentOptions),
-      httpsAgent: new Agent(agentOptions),
-    },
+    requestHandler: new DeadlineHttpHandler(settings.deadlines, { httpAgent: new HttpAgent(agentOptions), httpsAgent: new Agent(agentOptions) }),
     ...overrides,
   });
 }
+
+/** A DeleteObjects of a full batch may take S3 seconds before it answers (off the request path: prune, rm). */
+const DELETE_FIRST_BYTE_MS = 30_000;
 
 export const isNotFound = (error: unknown): boolean => {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -83,10 +82,12 @@ export class S3Store implements ObjectStore {
   readonly location: string;
   readonly client: S3Client;
   readonly bucket: string;
+  readonly #firstByteMs: number;
 
   constructor(settings: S3Settings, client = createS3Client(settings)) {
     this.client = client;
     this.bucket = settings.bucket;
+    this.#firstByteMs = settings.deadlines.firstByteMs;
     this.location = `${settings.endpoint ?? 'AWS S3'} bucket ${settings.bucket}`;
   }
 
@@ -203,7 +204,9 @@ export class S3Store implements ObjectStore {
     for (let i = 0; i < keys.length; i += PAGE_MAX) {
       const batch = keys.slice(i, i + PAGE_MAX);
       const result = await translate('delete', () =>
-        this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })),
+        this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }), {
+          requestTimeout: Math.max(DELETE_FIRST_BYTE_MS, this.#firstByteMs),
+        }),
       );
       for (const error of result.Errors ?? []) failed.push({ key: error.Key ?? '?', message: error.Message ?? error.Code ?? 'delete failed' });
     }

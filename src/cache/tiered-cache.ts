@@ -55,10 +55,11 @@ export class TieredCache {
   readonly #pendingPersisted = new Map<string, { manifest: Manifest; indexes: Set<number>; dirty: boolean }>();
   readonly #headPlans = new Map<string, Promise<void>>();
   readonly #touched: LRUCache<string, true>;
-  /** Versions dropped because the origin's bytes changed: a stored copy (not yet deleted) or a late commit must not bring them back. */
   readonly #touches = new Set<Promise<void>>();
+  /** Versions dropped because the origin's bytes changed: a stored copy (not yet deleted) or a late commit must not bring them back. */
   readonly #invalidated = new LRUCache<string, true>({ max: 10_000 });
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
+  #closing = false;
 
   constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
     this.#config = options.config;
@@ -311,6 +312,8 @@ export class TieredCache {
   #persist(manifest: Manifest, index: number, bytes: Buffer): void {
     const task = this.#store.available
       ? this.#uploads.tryRun(async () => {
+          // Queued while the store was up: skip it if the store failed meanwhile or the service is closing.
+          if (this.#closing || !this.#store.available) return void this.#metrics.uploadsDropped.inc();
           try {
             await this.#store.putSlice(manifest, index, bytes);
             this.#metrics.uploads.inc({ outcome: 'ok' });
@@ -444,6 +447,21 @@ export class TieredCache {
   async idle(): Promise<void> {
     await Promise.all([...this.#headPlans.values(), ...this.#touches]);
     await this.#uploads.idle();
+  }
+
+  /**
+   * Shutdown: head plans and uploads, queued and running, get up to `ms` to
+   * finish; then the queue is dropped and what is running is waited for (a
+   * store call ends within the S3 deadlines; the disk store's temporary file
+   * must not outlive its directory). A slice or manifest PUT is all or
+   * nothing, so one cut by the process's end leaves nothing visible.
+   */
+  async close(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.idle(), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+    clearTimeout(timer);
+    this.#closing = true;
+    await this.idle();
   }
 }
 

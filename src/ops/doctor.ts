@@ -81,7 +81,7 @@ function explainS3(config: Config, error: unknown): { detail: string; fix: strin
     return { detail: `the bucket is in another region (${name || status})`, fix: "set S3_REGION to the bucket's region" };
   }
   if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|Timeout/i.test(`${cause.code ?? ''} ${name} ${message}`)) {
-    return { detail: `cannot reach ${endpoint}: ${message}`, fix: `check S3_ENDPOINT (host, port, http/https) and the network; each request may take up to S3_TIMEOUT=${config.S3_TIMEOUT}ms` };
+    return { detail: `cannot reach ${endpoint}: ${message}`, fix: `check S3_ENDPOINT (host, port, http/https) and the network; a request is given S3_CONNECT_TIMEOUT=${config.S3_CONNECT_TIMEOUT}ms to connect and S3_FIRST_BYTE_TIMEOUT=${config.S3_FIRST_BYTE_TIMEOUT}ms to answer` };
   }
   return { detail: message, fix: 'check the S3_* settings against your S3 provider' };
 }

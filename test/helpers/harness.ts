@@ -9,7 +9,7 @@ import { pino, type Logger } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { Service } from '../../src/service.js';
 import { FAKE_YTDLP_PATH, FIXTURE_VIDEO_PATH, startOrigin, type Origin } from './origin.js';
-import { startTestS3, type TestS3 } from './s3.js';
+import { RELAXED_S3_DEADLINES, startTestS3, type TestS3 } from './s3.js';
 
 export const fixture = readFileSync(FIXTURE_VIDEO_PATH);
 export const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -99,6 +99,7 @@ export async function startHarness(options: { store?: 'disk' | 's3' } = {}): Pro
     LOG_LEVEL: process.env.TUBECACHE_TEST_LOG ?? 'silent',
     SLICE_BYTES: '256KiB',
     HEAD_SECONDS: '10',
+    ...RELAXED_S3_DEADLINES,
   };
   return {
     origin,

@@ -66,9 +66,16 @@ export type TestS3Choice = { available: true; kind: TestS3Kind; reason: string }
 
 const DEFAULT_MINIO_IMAGE = 'quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z';
 
-/** The S3Client tubecache itself would build from this env (the one construction, src/cache/s3-store.ts). */
+/**
+ * The S3 deadlines tests run under unless they set their own: the test S3 often shares
+ * this process's event loop with a hundred clients, and an answer slower than the
+ * shipped defaults there is load, not the fault test/faults/ checks on purpose.
+ */
+export const RELAXED_S3_DEADLINES = { S3_CONNECT_TIMEOUT: '10s', S3_FIRST_BYTE_TIMEOUT: '30s', S3_IDLE_TIMEOUT: '30s' };
+
+/** The S3Client tubecache itself would build from this env (the one construction, src/cache/s3-store.ts), with RELAXED_S3_DEADLINES unless the env sets them. */
 export function s3ClientFor(env: Record<string, string | undefined>, overrides: Partial<S3ClientConfig> = {}): S3Client {
-  return createS3Client(s3SettingsFrom(loadConfig(env)), overrides);
+  return createS3Client(s3SettingsFrom(loadConfig({ ...RELAXED_S3_DEADLINES, ...env })), overrides);
 }
 
 // ---------------------------------------------------------------------------

@@ -88,13 +88,13 @@ test.serial('a slice whose S3 object disagrees with the manifest is a miss and i
 
 (noS3 ? test.serial.skip : test.serial)('S3 stopped mid-test: cached and new videos are still 200 with exact bytes', async (t) => {
   const s3 = h.store.s3!;
-  const node = await h.node({ S3_TIMEOUT: '1s' });
+  const node = await h.node();
   const persisted = h.video(fixture, { reportDuration: 30 });
   await serveOnce(node, persisted);
   const fresh = h.video();
   await s3.pause();
   try {
-    const other = await h.node({ S3_TIMEOUT: '1s' }).catch((error: unknown) => error as Error);
+    const other = await h.node().catch((error: unknown) => error as Error);
     t.false(other instanceof Error, 'a node starts while S3 is down');
     const target = other instanceof Error ? node : other;
     for (const id of [persisted, fresh]) {

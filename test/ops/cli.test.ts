@@ -154,7 +154,7 @@ test('bad flag values, ids and configuration exit 2 and name what is wrong', asy
     [['rm', 'not-an-id'], {}, /video id must match/],
     [['stat'], {}, /missing required argument 'id'/],
     [['frobnicate'], {}, /unknown command/],
-    [['ls'], { S3_TIMEOUT: 'x' }, /invalid configuration: S3_TIMEOUT/],
+    [['ls'], { S3_FIRST_BYTE_TIMEOUT: 'x' }, /invalid configuration: S3_FIRST_BYTE_TIMEOUT/],
     [['prune'], { PRUNE_TTL: 'forever' }, /invalid configuration: PRUNE_TTL/],
     [['rm', 'abcdefghijk'], { SLICE_BYTES: '1KiB' }, /invalid configuration: SLICE_BYTES/],
   ];
@@ -185,7 +185,7 @@ test('doctor checks the store permissions and yt-dlp, says how to fix what is wr
   t.regex(noYtdlp.stdout, /✗ yt-dlp .*\/nonexistent\/yt-dlp/);
   t.regex(noYtdlp.stdout, /fix: install yt-dlp/);
 
-  const noS3 = await runCli(['doctor'], { ...h.env, S3_ENDPOINT: 'http://127.0.0.1:1', S3_ACCESS_KEY_ID: 'key', S3_SECRET_ACCESS_KEY: 'secret', S3_TIMEOUT: '2s' });
+  const noS3 = await runCli(['doctor'], { ...h.env, S3_ENDPOINT: 'http://127.0.0.1:1', S3_ACCESS_KEY_ID: 'key', S3_SECRET_ACCESS_KEY: 'secret' });
   t.is(noS3.exitCode, 1);
   t.regex(noS3.stdout, /✗ S3 reachable +cannot reach http:\/\/127\.0\.0\.1:1/);
   t.regex(noS3.stdout, /fix: check S3_ENDPOINT/);

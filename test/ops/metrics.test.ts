@@ -61,7 +61,7 @@ test('after a MISS and a HIT, /metrics has the latency histograms with bounded l
 
 test('the store skip window shows as tubecache_store_available 0', async (t) => {
   // An endpoint nobody listens on: the first S3 request fails and opens the window.
-  const node = await h.node({ S3_ENDPOINT: 'http://127.0.0.1:9', S3_TIMEOUT: '2s', S3_CREATE_BUCKET: 'false' });
+  const node = await h.node({ S3_ENDPOINT: 'http://127.0.0.1:9', S3_CREATE_BUCKET: 'false' });
   t.is((await scrape(node)).value('tubecache_store_available{store="s3"}'), 1);
   const id = h.video();
   const reply = await node.get(`/proxy/${id}`);

@@ -39,6 +39,7 @@ test('every invalid value stops start-up with a message naming the variable', (t
     ORIGIN_ALLOWED_HOSTS: 'good.com,bad host',
     YTDLP_URL_TEMPLATE: 'https://example.com/watch',
     LOG_LEVEL: 'loud',
+    S3_IDLE_TIMEOUT: '0',
     ADMIN_PUBLIC_URL: 'cache.example.com',
   };
   for (const [name, value] of Object.entries(bad)) {
@@ -46,6 +47,12 @@ test('every invalid value stops start-up with a message naming the variable', (t
     t.is(error?.variable, name);
     t.true(error?.message.startsWith(`${name}:`), error?.message);
   }
+});
+
+test('S3_TIMEOUT, replaced by three deadlines, stops start-up naming its replacements', (t) => {
+  const error = t.throws(() => loadConfig({ S3_TIMEOUT: '5s' }), { instanceOf: ConfigError });
+  t.is(error?.variable, 'S3_TIMEOUT');
+  for (const name of ['S3_CONNECT_TIMEOUT', 'S3_FIRST_BYTE_TIMEOUT', 'S3_IDLE_TIMEOUT']) t.true(error?.message.includes(name), name);
 });
 
 test('ADMIN_PUBLIC_URL is an http(s) URL, kept without its trailing slash', (t) => {
