@@ -13,6 +13,7 @@ import { progressBar } from './ops/progress.js';
 import { DEFAULT_CONCURRENCY } from './ops/scan.js';
 import { defaultPruneOptions, ORPHAN_GRACE_MS, prune } from './ops/prune.js';
 import { checksReport, pruneReport, videoReport, videoTable, type MemoryView } from './ops/report.js';
+import { describeFormats } from './origin/format.js';
 import { parseVideoId, type VideoId } from './origin/video-id.js';
 import { Service } from './service.js';
 import { formatBytes, formatDuration, parseDuration, parseSize } from './units.js';
@@ -60,7 +61,7 @@ const concurrencyOption = () => new Option('--concurrency <n>', 'store requests 
 async function serve(): Promise<void> {
   const service = await Service.create(loadConfig());
   const { url, adminUrl } = await service.listen();
-  service.logger.info({ url, adminUrl, store: service.store.store.location, format: service.config.YTDLP_FORMAT }, 'tubecache listening');
+  service.logger.info({ url, adminUrl, store: service.store.store.location, formats: describeFormats(service.config.FORMATS) }, 'tubecache listening');
   const stop = async (signal: string) => {
     service.logger.info({ signal }, 'shutting down');
     await service.close();
