@@ -1,4 +1,4 @@
-import type { Resolvable } from '../origin/resolver.js';
+import type { Resolvable } from '../origin/format.js';
 import type { VideoId } from '../origin/video-id.js';
 
 /** A video as the store knows it: the id and the format's name (FORMATS), which keys are built from. */

@@ -6,7 +6,8 @@ import type { Config } from '../config.js';
 import { TubeError, isTubeError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { hostMatches } from './hosts.js';
-import type { Resolvable, Resolution, Resolver } from './resolver.js';
+import type { Resolvable } from './format.js';
+import type { Resolution, Resolver } from './resolver.js';
 
 export interface OriginFacts {
   readonly size: number;

@@ -1,4 +1,5 @@
 import { TubeError } from '../errors.js';
+import type { VideoId } from './video-id.js';
 
 /**
  * Named formats: FORMATS maps short names (`video`, `audio`) to yt-dlp format
@@ -12,9 +13,17 @@ declare const named: unique symbol;
 export type FormatName = string & { readonly [named]: true };
 
 const FORMAT_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** The spelling rule, for messages. */
+export const FORMAT_NAME_RULE = FORMAT_NAME.source;
 
 /** Whether `text` is spelled as a format name may be (it may still not be configured). */
 export const isFormatName = (text: string): text is FormatName => FORMAT_NAME.test(text);
+
+/** A video in one yt-dlp format selector: what yt-dlp is asked for (and what its answers are kept by). */
+export interface Resolvable {
+  readonly id: VideoId;
+  readonly selector: string;
+}
 
 /** The configured formats, in the order given; the first is the default (a request without `?format=`). */
 export interface Formats {
@@ -34,7 +43,7 @@ export function parseFormats(raw: string): Formats {
     const name = entry.slice(0, Math.max(0, eq)).trim();
     const selector = entry.slice(eq + 1).trim();
     if (eq < 0 || selector === '') throw new Error(`expected name=selector pairs separated by commas, got ${JSON.stringify(entry)}`);
-    if (!isFormatName(name)) throw new Error(`format name ${JSON.stringify(name)} must match ${FORMAT_NAME.source}`);
+    if (!isFormatName(name)) throw new Error(`format name ${JSON.stringify(name)} must match ${FORMAT_NAME_RULE}`);
     if (selectors.has(name)) throw new Error(`format name "${name}" is given twice`);
     if (/\s/.test(selector)) throw new Error(`the selector of "${name}" contains white space`);
     selectors.set(name, selector);

@@ -1,12 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { ErrorCode } from '../errors.js';
-import type { VideoId } from './video-id.js';
-
-/** A video in one yt-dlp format selector: what yt-dlp is asked for. */
-export interface Resolvable {
-  readonly id: VideoId;
-  readonly selector: string;
-}
+import type { Resolvable } from './format.js';
 
 /** What yt-dlp told us about one video's media: where to fetch it and with which headers. */
 export interface Resolution {

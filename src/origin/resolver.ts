@@ -4,9 +4,10 @@ import type { Config } from '../config.js';
 import { TubeError, isTubeError, type ErrorCode } from '../errors.js';
 import { Limiter } from '../limiter.js';
 import type { Metrics } from '../metrics.js';
-import { ResolutionCache, resolvableKey, type Resolvable, type Resolution } from './resolution-cache.js';
+import type { Resolvable } from './format.js';
+import { ResolutionCache, resolvableKey, type Resolution } from './resolution-cache.js';
 
-export type { Resolvable, Resolution };
+export type { Resolution };
 
 /** stderr patterns, most specific first. YouTube's wording as yt-dlp reports it. */
 const CLASSIFIERS: { code: ErrorCode; pattern: RegExp }[] = [

@@ -68,11 +68,11 @@ test('every setting has a default that parses and a description', (t) => {
 
 test('FORMATS: name=selector pairs, the first the default; bad names, pairs and the retired YTDLP_FORMAT name their variable', (t) => {
   const defaults = loadConfig({}).FORMATS;
-  t.is(defaults.default, 'video');
-  t.deepEqual([...defaults.selectors], [['video', '18/b'], ['audio', '140/bestaudio[ext=m4a]/bestaudio']]);
+  t.is(String(defaults.default), 'video');
+  t.deepEqual([...defaults.selectors] as [string, string][], [['video', '18/b'], ['audio', '140/bestaudio[ext=m4a]/bestaudio']]);
   const custom = loadConfig({ FORMATS: 'music=bestaudio[ext=m4a], video-720=22/18' }).FORMATS;
-  t.is(custom.default, 'music', 'the first listed is the default');
-  t.deepEqual([...custom.selectors], [['music', 'bestaudio[ext=m4a]'], ['video-720', '22/18']]);
+  t.is(String(custom.default), 'music', 'the first listed is the default');
+  t.deepEqual([...custom.selectors] as [string, string][], [['music', 'bestaudio[ext=m4a]'], ['video-720', '22/18']]);
 
   const refused: [string, RegExp][] = [
     ['Video=18', /must match/],
