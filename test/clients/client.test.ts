@@ -101,7 +101,7 @@ test('prefetch never rejects: a bad id, a refused connection, a timeout and an e
   }
 });
 
-test('prefetchMany asks once per distinct id, in order; prefetchUpcoming asks for the first PREFETCH_QUEUE_DEPTH', async (t) => {
+test('prefetchMany asks once per distinct id, in order; prefetchUpcoming asks for the first PREFETCH_QUEUE_DEPTH; both pass a format on', async (t) => {
   const asked: string[] = [];
   const stub = await stubServer((req, res) => {
     asked.push(req.url ?? '');
@@ -121,6 +121,11 @@ test('prefetchMany asks once per distinct id, in order; prefetchUpcoming asks fo
     t.deepEqual((await client.prefetchUpcoming([c, b, a])).map((result) => result.id), [c, b]);
     t.deepEqual(asked.sort(), [`/prefetch/${b}`, `/prefetch/${c}`]);
     t.deepEqual(await client.prefetchUpcoming([a, b], 0), [], 'depth 0 turns queue prefetch off');
+
+    asked.length = 0;
+    await client.prefetchMany([a, b], { format: 'audio' });
+    await client.prefetchUpcoming([c, b, a], 1, { format: 'audio' });
+    t.deepEqual(asked.sort(), [`/prefetch/${a}?format=audio`, `/prefetch/${b}?format=audio`, `/prefetch/${c}?format=audio`], 'the format is passed on');
   } finally {
     await stub.close();
   }
@@ -174,23 +179,4 @@ test('format: proxyUrl, prefetch and stat name the format; a badly spelled one i
   t.like(unknown.ok ? undefined : unknown.error, { code: 'HTTP_ERROR', status: 400, serverCode: 'UNKNOWN_FORMAT' });
   const unknownStat = await t.throwsAsync(client.stat(id, { format: 'flac' }), { instanceOf: TubecacheClientError });
   t.like(unknownStat, { status: 400, serverCode: 'UNKNOWN_FORMAT' });
-});
-
-test('prefetchMany and prefetchUpcoming pass the format on', async (t) => {
-  const asked: string[] = [];
-  const stub = await stubServer((req, res) => {
-    asked.push(req.url ?? '');
-    res.writeHead(202, { 'Content-Type': 'application/json' }).end('{}');
-  });
-  try {
-    const client = createTubecacheClient({ baseUrl: stub.url, logger: recordingLogger().logger });
-    const [a, b, c] = ['aaaaaaaaaaa', 'bbbbbbbbbbb', 'ccccccccccc'];
-    await client.prefetchMany([a, b], { format: 'audio' });
-    t.deepEqual(asked.sort(), [`/prefetch/${a}?format=audio`, `/prefetch/${b}?format=audio`]);
-    asked.length = 0;
-    await client.prefetchUpcoming([c, b, a], 1, { format: 'audio' });
-    t.deepEqual(asked, [`/prefetch/${c}?format=audio`]);
-  } finally {
-    await stub.close();
-  }
 });
