@@ -163,14 +163,15 @@ async function rmCommand(ids: VideoId[], flags: { json?: boolean; concurrency: n
   process.exitCode = result.missing.length || result.failures.length ? EXIT.partial : EXIT.ok;
 }
 
-async function prefetchCommand(ids: VideoId[], flags: { url?: string }): Promise<void> {
+async function prefetchCommand(ids: VideoId[], flags: { url?: string; format?: string }): Promise<void> {
   const url = flags.url ?? `http://127.0.0.1:${loadConfig().PORT}`;
   const client = serviceClient(url);
   let failed = 0;
   for (const id of ids) {
-    const result = await client.prefetch(id);
+    const result = await client.prefetch(id, { format: flags.format });
     if (!result.ok) failed++;
-    print(result.ok ? `${id}: prefetch started` : `${id}: ${describeFailure(url, result.error)}`);
+    const name = flags.format ? `${id} (${flags.format})` : id;
+    print(result.ok ? `${name}: prefetch started` : `${name}: ${describeFailure(url, result.error)}`);
   }
   process.exitCode = failed ? EXIT.partial : EXIT.ok;
 }
@@ -248,6 +249,7 @@ program
   .description("warm the head of videos through a running service's POST /prefetch")
   .addArgument(idArgument())
   .option('--url <url>', 'the service (default: http://127.0.0.1:PORT)')
+  .option('--format <name>', "one of the service's FORMATS names (default: its default format)")
   .action(prefetchCommand);
 
 program
