@@ -55,6 +55,8 @@ export class TieredCache {
   readonly #pendingPersisted = new Map<string, { manifest: Manifest; indexes: Set<number>; dirty: boolean }>();
   readonly #headPlans = new Map<string, Promise<void>>();
   readonly #touched: LRUCache<string, true>;
+  /** Access-time writes in flight, for `idle`. */
+  readonly #touches = new Set<Promise<void>>();
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
 
   constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
@@ -419,7 +421,11 @@ export class TieredCache {
     const key = videoKey(video);
     if (this.#touched.has(key) || !this.#store.available) return;
     this.#touched.set(key, true);
-    this.#store.touch(video).catch((error: unknown) => this.#log.debug({ videoId: video.id, err: error }, 'access time not recorded'));
+    const write = this.#store
+      .touch(video)
+      .catch((error: unknown) => this.#log.debug({ videoId: video.id, err: error }, 'access time not recorded'))
+      .finally(() => this.#touches.delete(write));
+    this.#touches.add(write);
   }
 
   /** Forgets a video in memory and drops its stored manifest (its slices are then ignored, and overwritten when fetched again). */
@@ -436,6 +442,8 @@ export class TieredCache {
   async idle(): Promise<void> {
     await Promise.all(this.#headPlans.values());
     await this.#uploads.idle();
+    // Access times too: a write landing after shutdown would recreate what a test (or an operator) just removed.
+    await Promise.all(this.#touches);
   }
 }
 
