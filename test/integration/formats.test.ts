@@ -146,3 +146,32 @@ test('a changed selector for a name is a new version: a miss with the new bytes 
   t.is(stored.headers['x-cache-status'], h.store.hit);
   t.is(stored.sha256, sha256(other.subarray(0, 1000)));
 });
+
+test('admin API: ?format= shows and deletes one format; without it, every format', async (t) => {
+  const token = 'formats-admin-token';
+  const node = await h.node({ ADMIN_TOKEN: token });
+  const id = withAudio();
+  const admin = (method: string, path: string) => fetch(`${node.url}${path}`, { method, headers: { Authorization: `Bearer ${token}` } });
+  t.is((await node.get(`/proxy/${id}?format=audio`)).sha256, audioSha);
+  t.is((await node.get(`/proxy/${id}`)).sha256, fixtureSha);
+  await node.service.cache.idle();
+
+  const every = (await (await admin('GET', `/admin/videos/${id}`)).json()) as { s3: { format: string }[]; memory: { format: string } };
+  t.deepEqual(every.s3.map((entry) => entry.format), ['audio', 'video']);
+  t.is(every.memory.format, 'video', 'memory of the default format');
+  const one = (await (await admin('GET', `/admin/videos/${id}?format=audio`)).json()) as { s3: { format: string; size: number }[]; memory: { format: string } };
+  t.deepEqual(one.s3.map((entry) => [entry.format, entry.size]), [['audio', audio.length]]);
+  t.is(one.memory.format, 'audio');
+  const unknown = await admin('GET', `/admin/videos/${id}?format=flac`);
+  t.is(unknown.status, 400);
+  t.is(((await unknown.json()) as { error: { code: string } }).error.code, 'UNKNOWN_FORMAT');
+
+  t.is((await admin('DELETE', `/admin/videos/${id}?format=audio`)).status, 200);
+  const left = (await (await admin('GET', `/admin/videos/${id}`)).json()) as { s3: { format: string }[] };
+  t.deepEqual(left.s3.map((entry) => entry.format), ['video'], 'only the audio went');
+  t.is((await node.get(`/proxy/${id}?format=audio`)).headers['x-cache-status'], 'MISS', 'the audio is gone from memory too');
+  t.is((await node.get(`/proxy/${id}`, { Range: 'bytes=0-99' })).headers['x-cache-status'], 'HIT', 'the video stayed');
+  await node.service.cache.idle();
+  t.is((await admin('DELETE', `/admin/videos/${id}`)).status, 200);
+  t.is((await admin('GET', `/admin/videos/${id}`)).status, 404, 'every format gone');
+});
