@@ -55,8 +55,9 @@ export class TieredCache {
   readonly #pendingPersisted = new Map<string, { manifest: Manifest; indexes: Set<number>; dirty: boolean }>();
   readonly #headPlans = new Map<string, Promise<void>>();
   readonly #touched: LRUCache<string, true>;
-  /** Access-time writes in flight, for `idle`. */
+  /** Versions dropped because the origin's bytes changed: a stored copy (not yet deleted) or a late commit must not bring them back. */
   readonly #touches = new Set<Promise<void>>();
+  readonly #invalidated = new LRUCache<string, true>({ max: 10_000 });
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
 
   constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
@@ -104,7 +105,7 @@ export class TieredCache {
     if (this.#store.available) {
       try {
         const stored = await this.#store.getManifest(video, this.#config.SLICE_BYTES);
-        if (stored) {
+        if (stored && !this.#invalidated.has(versionKey(stored))) {
           this.#memory.putManifest(stored);
           return { manifest: stored, tier: this.#store.name };
         }
@@ -237,7 +238,7 @@ export class TieredCache {
         this.#metrics.flightsAborted.inc();
       } else {
         this.#log.warn({ videoId: video.id, index, err: error }, 'slice fetch failed');
-        if (isTubeError(error, 'ORIGIN_CHANGED')) void this.invalidate(video);
+        if (isTubeError(error, 'ORIGIN_CHANGED')) void this.invalidate(video, flight.etag);
       }
       flight.fail(error);
     } finally {
@@ -343,7 +344,7 @@ export class TieredCache {
         batch.indexes.clear();
         batch.dirty = false;
         const inMemory = this.#memory.getManifest(manifest);
-        if (inMemory && inMemory.etag !== manifest.etag) return; // the video changed meanwhile
+        if ((inMemory && inMemory.etag !== manifest.etag) || this.#invalidated.has(versionKey(manifest))) return; // the video changed meanwhile
         const updated = withPersisted(inMemory ?? batch.manifest, indexes);
         batch.manifest = updated;
         this.#memory.putManifest(updated);
@@ -428,8 +429,9 @@ export class TieredCache {
     this.#touches.add(write);
   }
 
-  /** Forgets a video in memory and drops its stored manifest (its slices are then ignored, and overwritten when fetched again). */
-  async invalidate(video: VideoRef): Promise<void> {
+  /** Forgets a version of a video in memory and drops its stored manifest (its slices are then ignored, and overwritten when fetched again). */
+  async invalidate(video: VideoRef, etag: string | undefined): Promise<void> {
+    if (etag) this.#invalidated.set(versionKey({ ...video, etag }), true);
     this.#memory.deleteVideo(video);
     try {
       await this.#store.deleteKeys([this.#store.keys.manifest(video)]);
@@ -438,13 +440,12 @@ export class TieredCache {
     }
   }
 
-  /** Waits for head plans and background uploads (shutdown, tests). */
+  /** Waits for head plans, access-time writes and background uploads (shutdown, tests). */
   async idle(): Promise<void> {
-    await Promise.all(this.#headPlans.values());
+    await Promise.all([...this.#headPlans.values(), ...this.#touches]);
     await this.#uploads.idle();
-    // Access times too: a write landing after shutdown would recreate what a test (or an operator) just removed.
-    await Promise.all(this.#touches);
   }
 }
 
 const videoKey = (video: VideoRef) => `${video.id}/${video.format}`;
+const versionKey = (manifest: VideoRef & { etag: string }) => `${videoKey(manifest)}/${manifest.etag}`;
