@@ -29,7 +29,7 @@ FROM ${NODE_IMAGE}
 # (the scripts that solve YouTube's JavaScript challenges), certifi, brotli and
 # websockets. In its own venv, so Debian's Python stays as Debian ships it (PEP 668).
 # No ffmpeg: tubecache only asks yt-dlp for JSON (-J) about one single-file
-# format (YTDLP_FORMAT), and yt-dlp runs ffmpeg only to merge or convert
+# format per request (FORMATS), and yt-dlp runs ffmpeg only to merge or convert
 # downloads, which tubecache never asks it to make.
 # tini: PID 1 that reaps zombies — on RESOLVE_TIMEOUT tubecache kills yt-dlp's
 # process group, whose orphaned children would otherwise stay as zombies under node.

@@ -83,8 +83,8 @@ export interface Bench {
   store: StoreTier;
   /** tubecache's configuration as its processes load it (slice size, head, format). */
   config: Config;
-  /** The format part of tubecache's object keys. */
-  format: string;
+  /** The default format (FORMATS): its name (the format part of object keys) and its yt-dlp selector. */
+  format: { format: string; selector: string };
   /** Starts another tubecache process with `overrides`; the caller stops it. */
   startTubecache(label: string, overrides: Record<string, string>): Promise<System>;
   log(message: string): void;

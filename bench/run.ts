@@ -22,7 +22,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus as cpuList, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatKey } from '../src/cache/keys.js';
 import { openStore } from '../src/cache/open-store.js';
 import { loadConfig, SETTINGS } from '../src/config.js';
 import { createMetrics } from '../src/metrics.js';
@@ -157,7 +156,7 @@ async function main(): Promise<void> {
     log(`systems: ${systems.map((system) => `${system.name} ${system.url}`).join(', ')}`);
 
     const machine = describeMachine(systems, missing);
-    const bench: Bench = { options, backend, paths, systems, tubecacheEnv, store, config, format: formatKey(config.YTDLP_FORMAT), startTubecache: startOne, log };
+    const bench: Bench = { options, backend, paths, systems, tubecacheEnv, store, config, format: { format: config.FORMATS.default, selector: config.FORMATS.selectors.get(config.FORMATS.default)! }, startTubecache: startOne, log };
     for (const scenario of selected) {
       log(`scenario ${scenario.id}: ${scenario.title}`);
       try {

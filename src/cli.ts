@@ -14,6 +14,7 @@ import { progressBar } from './ops/progress.js';
 import { DEFAULT_CONCURRENCY } from './ops/scan.js';
 import { defaultPruneOptions, ORPHAN_GRACE_MS, prune } from './ops/prune.js';
 import { checksReport, pruneReport, videoReport, videoTable, type MemoryView } from './ops/report.js';
+import { describeFormats } from './origin/format.js';
 import { parseVideoId, type VideoId } from './origin/video-id.js';
 import { Service } from './service.js';
 import { formatBytes, formatDuration, parseDuration, parseSize } from './units.js';
@@ -61,7 +62,7 @@ const concurrencyOption = () => new Option('--concurrency <n>', 'store requests 
 async function serve(): Promise<void> {
   const service = await Service.create(loadConfig());
   const { url, adminUrl } = await service.listen();
-  service.logger.info({ url, adminUrl, store: service.store.store.location, format: service.config.YTDLP_FORMAT }, 'tubecache listening');
+  service.logger.info({ url, adminUrl, store: service.store.store.location, formats: describeFormats(service.config.FORMATS) }, 'tubecache listening');
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -172,14 +173,15 @@ async function rmCommand(ids: VideoId[], flags: { json?: boolean; concurrency: n
   process.exitCode = result.missing.length || result.failures.length ? EXIT.partial : EXIT.ok;
 }
 
-async function prefetchCommand(ids: VideoId[], flags: { url?: string }): Promise<void> {
+async function prefetchCommand(ids: VideoId[], flags: { url?: string; format?: string }): Promise<void> {
   const url = flags.url ?? `http://127.0.0.1:${loadConfig().PORT}`;
   const client = serviceClient(url);
   let failed = 0;
   for (const id of ids) {
-    const result = await client.prefetch(id);
+    const result = await client.prefetch(id, { format: flags.format });
     if (!result.ok) failed++;
-    print(result.ok ? `${id}: prefetch started` : `${id}: ${describeFailure(url, result.error)}`);
+    const name = flags.format ? `${id} (${flags.format})` : id;
+    print(result.ok ? `${name}: prefetch started` : `${name}: ${describeFailure(url, result.error)}`);
   }
   process.exitCode = failed ? EXIT.partial : EXIT.ok;
 }
@@ -257,6 +259,7 @@ program
   .description("warm the head of videos through a running service's POST /prefetch")
   .addArgument(idArgument())
   .option('--url <url>', 'the service (default: http://127.0.0.1:PORT)')
+  .option('--format <name>', "one of the service's FORMATS names (default: its default format)")
   .action(prefetchCommand);
 
 program

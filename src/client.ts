@@ -1,21 +1,25 @@
 /**
  * `tubecache/client`: what another service (a room server, a playlist API)
  * needs to use tubecache — player URLs, prefetch requests, and the admin view
- * of one video. It speaks HTTP with the global `fetch`. Its only runtime
- * imports (the video id check, the limiter) import nothing themselves, so an
+ * of one video, in any of the server's named formats (FORMATS). It speaks HTTP
+ * with the global `fetch`. Its only runtime imports (the video id and format
+ * name checks, the limiter) import nothing but the error table, so an
  * installed client loads none of the server's dependencies (test/package).
  */
 import type { Manifest } from './cache/manifest.js';
 import type { ErrorCode } from './errors.js';
 import { Limiter } from './limiter.js';
 import type { VideoDetail } from './ops/video-info.js';
+import { FORMAT_NAME_RULE, isFormatName } from './origin/format.js';
 import { isVideoId, type VideoId } from './origin/video-id.js';
 
-export { isVideoId, type VideoId };
+export { isFormatName, isVideoId, type VideoId };
 
 export type ClientErrorCode =
   /** The id does not match ^[A-Za-z0-9_-]{11}$; nothing was sent. */
   | 'INVALID_VIDEO_ID'
+  /** The format is not spelled as a name (^[a-z0-9][a-z0-9-]{0,31}$); nothing was sent. A well-spelled name the server does not know is its UNKNOWN_FORMAT (HTTP_ERROR 400). */
+  | 'INVALID_FORMAT'
   /** No answer within `timeoutMs`. */
   | 'TIMEOUT'
   /** The connection failed (refused, reset, DNS). */
@@ -70,11 +74,17 @@ export interface TubecacheClientOptions {
   prefetchConcurrency?: number;
 }
 
+/** Which of the server's named formats (FORMATS: `video`, `audio`…); absent: the server's default. */
+export interface FormatOption {
+  format?: string;
+}
+
 export type PrefetchResult = { ok: true; id: string } | { ok: false; id: string; error: TubecacheClientError };
 
 /**
  * `GET /admin/videos/:id` (src/http/admin.ts): the video in S3, one entry per
- * stored format, and what the answering node holds in memory. Its parts are
+ * stored format (only the asked one with `format`), and what the answering node
+ * holds in memory of the asked (else the default) format. Its parts are
  * the server's own types, so the two cannot drift apart.
  */
 export interface VideoStat {
@@ -113,9 +123,9 @@ export class TubecacheClient {
     if (!Number.isSafeInteger(this.prefetchQueueDepth) || this.prefetchQueueDepth < 0) throw new RangeError(`prefetchQueueDepth must be a whole number ≥ 0, got ${options.prefetchQueueDepth}`);
   }
 
-  /** The URL a player puts in `<video src>`. Throws INVALID_VIDEO_ID: a URL for a bad id would only ever answer 400. */
-  proxyUrl(id: string): string {
-    return `${this.publicUrl}/proxy/${checkedId(id)}`;
+  /** The URL a player puts in `<video src>` (or `<audio src>` with `{ format: 'audio' }`). Throws INVALID_VIDEO_ID or INVALID_FORMAT: such a URL would only ever answer 400. */
+  proxyUrl(id: string, options: FormatOption = {}): string {
+    return `${this.publicUrl}/proxy/${checkedId(id)}${formatQuery(options)}`;
   }
 
   /**
@@ -126,9 +136,9 @@ export class TubecacheClient {
    * full) is a soft failure: prefetches are then not sent until its
    * Retry-After has passed, and answer BUSY without being logged.
    */
-  async prefetch(id: string): Promise<PrefetchResult> {
+  async prefetch(id: string, options: FormatOption = {}): Promise<PrefetchResult> {
     try {
-      const path = `/prefetch/${checkedId(id)}`;
+      const path = `/prefetch/${checkedId(id)}${formatQuery(options)}`;
       const waitMs = this.#prefetchPausedUntil - Date.now();
       if (waitMs > 0) {
         return { ok: false, id, error: new TubecacheClientError('BUSY', `prefetch not sent: tubecache asked to wait ${Math.ceil(waitMs / 1000)} s more`, { retryAfter: Math.ceil(waitMs / 1000) }) };
@@ -140,15 +150,15 @@ export class TubecacheClient {
     } catch (caught) {
       const error = asClientError(caught);
       if (error.status === 429) this.#prefetchPausedUntil = Date.now() + (error.retryAfter ?? DEFAULT_BUSY_SECONDS) * 1000;
-      this.#logger.warn({ videoId: id, code: error.code, status: error.status, serverCode: error.serverCode, err: error }, 'prefetch failed');
+      this.#logger.warn({ videoId: id, ...(options.format !== undefined && { format: options.format }), code: error.code, status: error.status, serverCode: error.serverCode, err: error }, 'prefetch failed');
       return { ok: false, id, error };
     }
   }
 
   /** Prefetches each distinct id, a few requests at a time; results are in the order of first appearance. Never rejects. */
-  async prefetchMany(ids: Iterable<string>): Promise<PrefetchResult[]> {
+  async prefetchMany(ids: Iterable<string>, options: FormatOption = {}): Promise<PrefetchResult[]> {
     const limiter = new Limiter(this.#prefetchConcurrency, Infinity);
-    return Promise.all([...new Set(ids)].map((id) => limiter.tryRun(() => this.prefetch(id))!));
+    return Promise.all([...new Set(ids)].map((id) => limiter.tryRun(() => this.prefetch(id, options))!));
   }
 
   /**
@@ -157,8 +167,8 @@ export class TubecacheClient {
    * are already fetching). Call it whenever the queue changes: a video already
    * warm costs tubecache one manifest lookup and no origin traffic.
    */
-  prefetchUpcoming(queue: readonly string[], depth = this.prefetchQueueDepth): Promise<PrefetchResult[]> {
-    return this.prefetchMany(queue.slice(0, Math.max(0, depth)));
+  prefetchUpcoming(queue: readonly string[], depth = this.prefetchQueueDepth, options: FormatOption = {}): Promise<PrefetchResult[]> {
+    return this.prefetchMany(queue.slice(0, Math.max(0, depth)), options);
   }
 
   /**
@@ -166,8 +176,8 @@ export class TubecacheClient {
    * HTTP_ERROR 404 (serverCode NOT_FOUND) when the video is not cached — or when
    * the node runs without ADMIN_TOKEN, which mounts no admin API.
    */
-  async stat(id: string): Promise<VideoStat> {
-    const path = `/admin/videos/${checkedId(id)}`;
+  async stat(id: string, options: FormatOption = {}): Promise<VideoStat> {
+    const path = `/admin/videos/${checkedId(id)}${formatQuery(options)}`;
     if (!this.#adminToken) throw new TubecacheClientError('NO_ADMIN_TOKEN', 'stat needs the adminToken option (the ADMIN_TOKEN of the tubecache nodes)');
     const response = await this.#request('GET', path, { Authorization: `Bearer ${this.#adminToken}` });
     await expectStatus(response, 200);
@@ -199,6 +209,13 @@ function checkedId(id: string): VideoId {
   // typeof first: JavaScript callers can pass a number, which the regex would happily coerce.
   if (typeof id !== 'string' || !isVideoId(id)) throw new TubecacheClientError('INVALID_VIDEO_ID', `video id must match ^[A-Za-z0-9_-]{11}$, got ${JSON.stringify(String(id).slice(0, 64))}`);
   return id;
+}
+
+/** `?format=name`, or nothing for the server's default. */
+function formatQuery({ format }: FormatOption): string {
+  if (format === undefined) return '';
+  if (typeof format !== 'string' || !isFormatName(format)) throw new TubecacheClientError('INVALID_FORMAT', `format must match ${FORMAT_NAME_RULE}, got ${JSON.stringify(String(format).slice(0, 64))}`);
+  return `?format=${format}`;
 }
 
 /** Turns any other status into HTTP_ERROR, with tubecache's error code when the body carries one. */

@@ -1,4 +1,5 @@
 import { ConfigError } from './errors.js';
+import { parseFormats, type Formats } from './origin/format.js';
 import { parseDuration, parseSize } from './units.js';
 
 /**
@@ -95,6 +96,19 @@ const baseUrl = (doc: string): Setting<string> => ({
   },
 });
 
+/** Named yt-dlp format selectors: `name=selector,…`, the first the default (src/origin/format.ts). */
+const formatMap = (defaultValue: string, doc: string): Setting<Formats> => ({
+  default: defaultValue,
+  doc,
+  parse(raw, name) {
+    try {
+      return parseFormats(raw);
+    } catch (error) {
+      return fail(name, (error as Error).message);
+    }
+  },
+});
+
 /** Extra yt-dlp arguments: a JSON array of strings, or words separated by spaces. */
 const argList = (doc: string): Setting<string[]> => ({
   default: '',
@@ -143,7 +157,7 @@ export const SETTINGS = {
   ACCESS_TOUCH_INTERVAL: duration('1m', 'how often one process records a video\'s last access in S3'),
 
   YTDLP_PATH: str('yt-dlp', 'the yt-dlp executable'),
-  YTDLP_FORMAT: str('18/b', 'yt-dlp format selector (a single file with audio and video)'),
+  FORMATS: formatMap('video=18/b,audio=140/bestaudio[ext=m4a]/bestaudio', 'named yt-dlp format selectors, name=selector pairs separated by commas; the first is the default (a request without ?format=)'),
   YTDLP_URL_TEMPLATE: str('https://www.youtube.com/watch?v={id}', 'page URL given to yt-dlp; {id} is replaced'),
   YTDLP_EXTRA_ARGS: argList('extra yt-dlp arguments (cookies, proxy): JSON array or space-separated'),
   YTDLP_CONCURRENCY: int('4', 'yt-dlp processes at once', 1, 64),
@@ -180,6 +194,8 @@ export type Config = { readonly [K in SettingName]: ReturnType<(typeof SETTINGS)
 /** Settings that no longer exist: start-up stops and names what replaced them, rather than silently ignoring them. */
 const RETIRED: Record<string, string> = {
   S3_TIMEOUT: 'replaced by S3_CONNECT_TIMEOUT, S3_FIRST_BYTE_TIMEOUT and S3_IDLE_TIMEOUT; unset it',
+  // Retired rather than kept beside FORMATS: two places for one selector would disagree sooner or later.
+  YTDLP_FORMAT: 'is retired: name formats in FORMATS instead, e.g. FORMATS="video=18/b,audio=140/bestaudio[ext=m4a]/bestaudio" (the first is the default)',
 };
 
 /** Reads every setting from `env`; the first invalid one throws a ConfigError naming it. */

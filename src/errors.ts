@@ -5,6 +5,7 @@
  */
 export const ERRORS = {
   INVALID_VIDEO_ID: { status: 400, message: 'video id must match ^[A-Za-z0-9_-]{11}$' },
+  UNKNOWN_FORMAT: { status: 400, message: 'unknown format (see FORMATS)' },
   BAD_REQUEST: { status: 400, message: 'bad request' },
   UNAUTHORIZED: { status: 401, message: 'missing bearer token' },
   FORBIDDEN: { status: 403, message: 'wrong bearer token' },

@@ -5,7 +5,7 @@ export type TierName = 'memory' | 'disk' | 's3' | 'origin';
 /**
  * Every counter tubecache exposes on /metrics. One registry per service so
  * several services can live in one process (tests). Labels are bounded: tiers,
- * outcomes and operation kinds, never video ids.
+ * outcomes, operation kinds and the configured format names, never video ids.
  */
 export function createMetrics() {
   const registry = new Registry();
@@ -20,8 +20,8 @@ export function createMetrics() {
   return {
     sources,
     registry,
-    requests: new Counter({ name: 'tubecache_requests_total', help: 'Proxy responses by the X-Cache-Status they carried', labelNames: ['status'], registers }),
-    bytesServed: new Counter({ name: 'tubecache_served_bytes_total', help: 'Body bytes sent to clients, by the tier they came from', labelNames: ['tier'], registers }),
+    requests: new Counter({ name: 'tubecache_requests_total', help: 'Proxy responses by the X-Cache-Status they carried and the format (FORMATS name) asked', labelNames: ['status', 'format'], registers }),
+    bytesServed: new Counter({ name: 'tubecache_served_bytes_total', help: 'Body bytes sent to clients, by the tier they came from and the format (FORMATS name)', labelNames: ['tier', 'format'], registers }),
     sliceReads: new Counter({ name: 'tubecache_slice_reads_total', help: 'Slices read by clients, by the tier that supplied them', labelNames: ['tier'], registers }),
     originRequests: new Counter({ name: 'tubecache_origin_requests_total', help: 'Requests to the media origin by outcome', labelNames: ['outcome'], registers }),
     originBytes: new Counter({ name: 'tubecache_origin_bytes_total', help: 'Bytes received from the media origin', registers }),

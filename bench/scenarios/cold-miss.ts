@@ -52,7 +52,7 @@ export function coldMissScenario(samples: number): Scenario {
         record(system.name, reply.ttfbMs);
         // tubecache asks S3 for the manifest before it goes to the origin: what that miss costs by itself.
         const began = performance.now();
-        await bench.store.getManifest({ id: id as VideoId, format: `${bench.format}-absent` }, bench.config.SLICE_BYTES);
+        await bench.store.getManifest({ id: id as VideoId, ...bench.format, format: `${bench.format.format}-absent` }, bench.config.SLICE_BYTES);
         record('s3Miss', performance.now() - began);
         // Whatever the system still fetches in the background finishes at full speed, out of the next sample's way.
         await backend.call('setThrottle', [id], undefined);

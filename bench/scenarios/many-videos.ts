@@ -35,7 +35,7 @@ export function manyVideosScenario(budget: number): Scenario {
             }
           }),
         );
-        for (const id of ids) await waitForPersisted(bench, { id: id as VideoId, format: bench.format }, Math.ceil(size / bench.config.SLICE_BYTES));
+        for (const id of ids) await waitForPersisted(bench, { id: id as VideoId, ...bench.format }, Math.ceil(size / bench.config.SLICE_BYTES));
 
         const list: { load: LoadResult; served: Record<Tier, number>; share: Record<Tier, number> }[] = [];
         for (let run = 0; run < bench.options.runs; run++) {

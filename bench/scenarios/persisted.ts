@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { VideoRef } from '../../src/cache/keys.js';
+import type { VideoRequest } from '../../src/cache/keys.js';
 import type { Manifest } from '../../src/cache/manifest.js';
 import type { Bench } from '../context.js';
 
 /**
  * Waits until tubecache's manifest in S3 lists `slices` persisted slices (uploads run in the background).
  */
-export async function waitForPersisted(bench: Bench, video: VideoRef, slices: number, timeoutMs = 120_000): Promise<Manifest> {
+export async function waitForPersisted(bench: Bench, video: VideoRequest, slices: number, timeoutMs = 120_000): Promise<Manifest> {
   const deadline = Date.now() + timeoutMs;
   let manifest: Manifest | undefined;
   let failure: unknown;

@@ -28,7 +28,7 @@ export function s3HitScenario(): Scenario {
       const main = bench.systems[0]!;
       const whole = await probe(`${main.url}/proxy/${id}`, { hash: true });
       if (whole.sha256 !== sha256(videoBytes('short'))) throw new Error('tubecache: wrong bytes while warming the S3 video');
-      const video = { id: id as VideoId, format: bench.format };
+      const video = { id: id as VideoId, ...bench.format };
       const manifest = await waitForPersisted(bench, video, Math.ceil(VIDEO_KINDS.short.size / SLICE));
 
       const cold = await bench.startTubecache('tubecache-s3', { MEMORY_CACHE_BYTES: '64KiB' });

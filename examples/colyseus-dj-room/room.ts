@@ -1,12 +1,12 @@
 import { Room, type Client } from '@colyseus/core';
 import { ArraySchema, schema, type SchemaType } from '@colyseus/schema';
-import { isVideoId, type TubecacheClient } from 'tubecache/client';
+import { isVideoId, type FormatOption, type TubecacheClient } from 'tubecache/client';
 
 /** Client → room: queue a video. */
 export const ROOM_PLAYLIST_ADD = 'ROOM_PLAYLIST_ADD';
 /** Client → room: start the next queued video (the DJ's "next", or every player's `ended`: see PlayNext). */
 export const ROOM_PLAY_NEXT = 'ROOM_PLAY_NEXT';
-/** Room → clients: a video starts; `url` goes into `<video src>`. Also sent to whoever joins mid-video. */
+/** Room → clients: a video starts; `url` goes into `<video src>` (`<audio src>` in an audio room). Also sent to whoever joins mid-video. */
 export const ROOM_NOW_PLAYING = 'ROOM_NOW_PLAYING';
 /** Room → one client: its message was refused. */
 export const ROOM_ERROR = 'ROOM_ERROR';
@@ -25,6 +25,8 @@ export interface PlayNext {
 export interface NowPlaying {
   id: string;
   url: string;
+  /** The room's tubecache format (`audio`), when it is not tubecache's default. */
+  format?: string;
 }
 export interface RoomError {
   code: 'INVALID_VIDEO_ID' | 'PLAYLIST_FULL' | 'PLAYLIST_EMPTY';
@@ -41,6 +43,12 @@ export type DjState = SchemaType<typeof DjState>;
 export interface DjRoomOptions {
   /** Given by the server in `define('dj', DjRoom, { tubecache })`; those options win over a joining client's. */
   tubecache: TubecacheClient;
+  /**
+   * One of tubecache's FORMATS names for everything the room plays and
+   * prefetches: `audio` makes a music room (AAC audio, a fraction of the
+   * video's bytes). Absent: tubecache's default format.
+   */
+  format?: string;
 }
 
 /**
@@ -54,9 +62,11 @@ export class DjRoom extends Room<DjState> {
   override maxClients = 64;
   override state = new DjState({ playlist: new ArraySchema<string>(), nowPlaying: '' });
   #tubecache!: TubecacheClient;
+  #format: FormatOption = {};
 
   override onCreate(options: DjRoomOptions): void {
     this.#tubecache = options.tubecache;
+    if (options.format !== undefined) this.#format = { format: options.format };
     this.onMessage(ROOM_PLAYLIST_ADD, (client, message: PlaylistAdd | undefined) => this.#add(client, message));
     this.onMessage(ROOM_PLAY_NEXT, (client, message: PlayNext | undefined) => this.#playNext(client, message));
   }
@@ -84,12 +94,12 @@ export class DjRoom extends Room<DjState> {
   }
 
   #nowPlaying(id: string): NowPlaying {
-    return { id, url: this.#tubecache.proxyUrl(id) };
+    return { id, url: this.#tubecache.proxyUrl(id, this.#format), ...this.#format };
   }
 
   /** Fire and forget: prefetch never rejects (failures are logged by the client), and a cold start is the worst case. */
   #warmQueue(): void {
-    void this.#tubecache.prefetchUpcoming([...this.state.playlist]);
+    void this.#tubecache.prefetchUpcoming([...this.state.playlist], undefined, this.#format);
   }
 }
 

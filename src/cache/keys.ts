@@ -1,21 +1,14 @@
-import { createHash } from 'node:crypto';
+import type { Resolvable } from '../origin/format.js';
 import type { VideoId } from '../origin/video-id.js';
 
-/** A video as the cache knows it: the id and the format key derived from YTDLP_FORMAT. */
+/** A video as the store knows it: the id and the format's name (FORMATS), which keys are built from. */
 export interface VideoRef {
   readonly id: VideoId;
   readonly format: string;
 }
 
-/**
- * The format part of object keys. A simple selector ("18", "bestvideo") is kept
- * as is so operators can read it; anything else ("18/b[ext=mp4]") becomes a
- * short hash, because keys must be known before yt-dlp runs.
- */
-export function formatKey(selector: string): string {
-  if (/^[A-Za-z0-9._+-]{1,40}$/.test(selector)) return selector;
-  return `f-${createHash('sha256').update(selector).digest('hex').slice(0, 12)}`;
-}
+/** A video in one configured format, as the read path asks for it: keys from the name, yt-dlp's `-f` from the selector. */
+export interface VideoRequest extends VideoRef, Resolvable {}
 
 /** Object keys, readable by operators: `{prefix}videos/{id}/{format}/manifest.json` and `…/slices/{index}`. */
 export class ObjectKeys {
@@ -26,6 +19,10 @@ export class ObjectKeys {
   }
   video(video: VideoRef): string {
     return `${this.videosRoot}${video.id}/${video.format}/`;
+  }
+  /** Every format of a video, or only `format`. */
+  videoPrefix(id: VideoId, format?: string): string {
+    return format ? this.video({ id, format }) : `${this.videosRoot}${id}/`;
   }
   manifest(video: VideoRef): string {
     return `${this.video(video)}manifest.json`;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { VideoId } from '../origin/video-id.js';
-import type { VideoRef } from './keys.js';
+import type { VideoRef, VideoRequest } from './keys.js';
 
 /**
  * What the cache knows about one video (id + format): its size, type and
@@ -10,7 +10,10 @@ import type { VideoRef } from './keys.js';
 export interface Manifest {
   readonly version: 1;
   readonly id: VideoId;
+  /** The format's name (its keys). */
   readonly format: string;
+  /** The yt-dlp selector the bytes were resolved with; another selector for the name is another version. Absent in manifests written before named formats. */
+  readonly selector: string | undefined;
   readonly contentType: string;
   readonly size: number;
   /** Seconds, when yt-dlp or the MP4 header told us. */
@@ -41,9 +44,9 @@ export const isHeadSlice = (manifest: Manifest, index: number): boolean =>
 export const headSliceIndexes = (manifest: Manifest): readonly number[] =>
   manifest.head?.slices ?? Array.from({ length: manifest.headSlices }, (_, index) => index);
 
-export function createManifest(video: VideoRef, facts: { contentType: string; size: number; duration: number | undefined; lmt: string | undefined; sliceBytes: number; headSlices: number }): Manifest {
-  const etag = `"${createHash('sha256').update(`${video.id}\n${video.format}\n${facts.size}\n${facts.lmt ?? ''}`).digest('base64url').slice(0, 22)}"`;
-  return { version: 1, id: video.id, format: video.format, ...facts, persisted: [], etag, createdAt: new Date().toISOString() };
+export function createManifest(video: VideoRequest, facts: { contentType: string; size: number; duration: number | undefined; lmt: string | undefined; sliceBytes: number; headSlices: number }): Manifest {
+  const etag = `"${createHash('sha256').update(`${video.id}\n${video.format}\n${video.selector}\n${facts.size}\n${facts.lmt ?? ''}`).digest('base64url').slice(0, 22)}"`;
+  return { version: 1, id: video.id, format: video.format, selector: video.selector, ...facts, persisted: [], etag, createdAt: new Date().toISOString() };
 }
 
 export const sliceCount = (manifest: Manifest): number => Math.ceil(manifest.size / manifest.sliceBytes);
@@ -73,9 +76,10 @@ export const withPersisted = (manifest: Manifest, persisted: Iterable<number>): 
 
 /**
  * Parses a manifest read from S3; anything malformed, or from another slice size
- * when `sliceBytes` is given (the service's), is treated as absent.
+ * or selector when `sliceBytes` or `selector` is given (the service's), is
+ * treated as absent: the service then makes a new version over it.
  */
-export function parseManifest(text: string, expected: VideoRef & { sliceBytes?: number }): Manifest | undefined {
+export function parseManifest(text: string, expected: VideoRef & { sliceBytes?: number; selector?: string }): Manifest | undefined {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -88,6 +92,7 @@ export function parseManifest(text: string, expected: VideoRef & { sliceBytes?: 
     m.version === 1 &&
     m.id === expected.id &&
     m.format === expected.format &&
+    (expected.selector === undefined || m.selector === expected.selector) &&
     (expected.sliceBytes === undefined ? Number.isSafeInteger(m.sliceBytes) && (m.sliceBytes as number) > 0 : m.sliceBytes === expected.sliceBytes) &&
     typeof m.contentType === 'string' &&
     Number.isSafeInteger(m.size) && (m.size as number) > 0 &&
@@ -101,6 +106,7 @@ export function parseManifest(text: string, expected: VideoRef & { sliceBytes?: 
     version: 1,
     id: expected.id,
     format: m.format as string,
+    selector: typeof m.selector === 'string' ? m.selector : undefined,
     contentType: m.contentType as string,
     size: m.size as number,
     duration: typeof m.duration === 'number' ? m.duration : undefined,

@@ -1,6 +1,6 @@
 import { isTubeError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import { ObjectKeys, type VideoRef } from './keys.js';
+import { ObjectKeys, type VideoRef, type VideoRequest } from './keys.js';
 import { parseManifest, sliceBounds, type Manifest } from './manifest.js';
 import { openSlice as openStoredSlice, sliceHeader } from './slice-codec.js';
 import { listAll, readAll, type ObjectInfo, type ObjectStore } from './store.js';
@@ -59,7 +59,8 @@ export class StoreTier {
     return this.store.ping();
   }
 
-  async getManifest(video: VideoRef, sliceBytes: number): Promise<Manifest | undefined> {
+  /** The stored manifest of this video's format; one of another slice size or selector is absent. */
+  async getManifest(video: VideoRequest, sliceBytes: number): Promise<Manifest | undefined> {
     const text = await this.getText(this.keys.manifest(video));
     return text === undefined ? undefined : parseManifest(text, { ...video, sliceBytes });
   }

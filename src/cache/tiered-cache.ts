@@ -7,8 +7,9 @@ import type { Metrics, TierName } from '../metrics.js';
 import type { OriginFacts, OriginFetcher } from '../origin/fetcher.js';
 import { mp4Duration } from '../origin/mp4.js';
 import type { Resolver } from '../origin/resolver.js';
+import type { FormatName } from '../origin/format.js';
 import type { VideoId } from '../origin/video-id.js';
-import { formatKey, type VideoRef } from './keys.js';
+import type { VideoRef, VideoRequest } from './keys.js';
 import { planHead } from './head.js';
 import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, sliceBounds, withPersisted, type Manifest } from './manifest.js';
 import type { MemoryTier } from './memory-tier.js';
@@ -48,7 +49,6 @@ export class TieredCache {
   readonly #fetcher: OriginFetcher;
   readonly #metrics: Metrics;
   readonly #log: Logger;
-  readonly #format: string;
   readonly #flights = new Map<string, SliceFlight>();
   readonly #manifestRuns = new Map<string, Promise<{ manifest: Manifest; tier: TierName }>>();
   readonly #uploads: Limiter;
@@ -69,14 +69,14 @@ export class TieredCache {
     this.#fetcher = options.fetcher;
     this.#metrics = options.metrics;
     this.#log = options.logger;
-    this.#format = formatKey(this.#config.YTDLP_FORMAT);
     this.#uploads = new Limiter(this.#config.UPLOAD_CONCURRENCY, this.#config.UPLOAD_QUEUE);
     this.#metrics.sources.uploadQueue = () => this.#uploads.queued;
     this.#touched = new LRUCache({ max: 10_000, ttl: Math.max(1, this.#config.ACCESS_TOUCH_INTERVAL) });
   }
 
-  video(id: VideoId): VideoRef {
-    return { id, format: this.#format };
+  /** The video in a configured format (the default when none is named); `format` passed the edge check (parseFormatParam). */
+  video(id: VideoId, format: FormatName = this.#config.FORMATS.default): VideoRequest {
+    return { id, format, selector: this.#config.FORMATS.selectors.get(format)! };
   }
 
   get inFlight(): number {
@@ -90,7 +90,7 @@ export class TieredCache {
   }
 
   /** The video's manifest and the tier it came from; a new video is resolved and its first slice requested. */
-  async manifest(video: VideoRef): Promise<{ manifest: Manifest; tier: TierName }> {
+  async manifest(video: VideoRequest): Promise<{ manifest: Manifest; tier: TierName }> {
     const inMemory = this.#memory.getManifest(video);
     if (inMemory) return { manifest: inMemory, tier: 'memory' };
     const key = videoKey(video);
@@ -102,7 +102,7 @@ export class TieredCache {
     return run;
   }
 
-  async #loadManifest(video: VideoRef): Promise<{ manifest: Manifest; tier: TierName }> {
+  async #loadManifest(video: VideoRequest): Promise<{ manifest: Manifest; tier: TierName }> {
     if (this.#store.available) {
       try {
         const stored = await this.#store.getManifest(video, this.#config.SLICE_BYTES);
@@ -118,8 +118,8 @@ export class TieredCache {
   }
 
   /** Resolves the video and starts its first slice; the first response tells size, type and version. */
-  async #manifestFromOrigin(video: VideoRef): Promise<Manifest> {
-    const resolution = await this.#resolver.resolve(video.id);
+  async #manifestFromOrigin(video: VideoRequest): Promise<Manifest> {
+    const resolution = await this.#resolver.resolve(video);
     const flight = new SliceFlight(undefined, 'origin');
     flight.pin();
     const facts = new Promise<OriginFacts>((resolve, reject) => {
@@ -177,7 +177,7 @@ export class TieredCache {
     return { tier: this.#isPersisted(manifest, index) && this.#store.available ? this.#store.name : 'origin' };
   }
 
-  #open(video: VideoRef, manifest: Manifest, index: number): SliceHandle {
+  #open(video: VideoRequest, manifest: Manifest, index: number): SliceHandle {
     const source = this.#locate(manifest, index, true);
     if (source.bytes) return { tier: 'memory', bytes: source.bytes };
     let flight = source.flight;
@@ -200,7 +200,7 @@ export class TieredCache {
    * the store reached (every byte pushed was checked). `manifest` is undefined
    * for a new video's first slice, whose facts go to `onFacts`.
    */
-  async #runFlight(video: VideoRef, manifest: Manifest | undefined, index: number, flight: SliceFlight, onFacts?: (facts: OriginFacts) => void): Promise<void> {
+  async #runFlight(video: VideoRequest, manifest: Manifest | undefined, index: number, flight: SliceFlight, onFacts?: (facts: OriginFacts) => void): Promise<void> {
     const key = `${videoKey(video)}/${index}`;
     this.#flights.set(key, flight);
     const signal = flight.controller.signal;
@@ -226,7 +226,7 @@ export class TieredCache {
       const start = index * sliceBytes + flight.received;
       const end = manifest ? sliceBounds(manifest, index).end : (index + 1) * sliceBytes - 1;
       const expected = manifest ? { size: manifest.size, lmt: manifest.lmt } : undefined;
-      await this.#fetcher.fetch(video.id, start, end, {
+      await this.#fetcher.fetch(video, start, end, {
         push,
         onFacts: (facts) => {
           flight.length ??= Math.min(sliceBytes, facts.size - index * sliceBytes);
@@ -262,7 +262,7 @@ export class TieredCache {
     if (current?.etag === manifest.etag) this.#memory.putManifest({ ...current, persisted: current.persisted.filter((i) => i !== index) });
   }
 
-  #completed(video: VideoRef, index: number, flight: SliceFlight): void {
+  #completed(video: VideoRequest, index: number, flight: SliceFlight): void {
     const manifest = this.#memory.getManifest(video);
     if (!manifest || manifest.etag !== flight.etag || !flight.bytes) return;
     let current = manifest;
@@ -280,7 +280,7 @@ export class TieredCache {
   }
 
   /** Replaces the estimated head with the slices the MP4 index names (src/cache/head.ts), once per video. */
-  #planHead(video: VideoRef, manifest: Manifest, first: Buffer): void {
+  #planHead(video: VideoRequest, manifest: Manifest, first: Buffer): void {
     const key = videoKey(video);
     if (this.#headPlans.has(key)) return;
     const config = this.#config;
@@ -363,7 +363,7 @@ export class TieredCache {
    * reader reaches the one before it (one slice of read-ahead), so a client that
    * stops reading stops the upstream work behind it.
    */
-  async *read(video: VideoRef, manifest: Manifest, start: number, end: number, signal: AbortSignal): AsyncGenerator<Buffer> {
+  async *read(video: VideoRequest, manifest: Manifest, start: number, end: number, signal: AbortSignal): AsyncGenerator<Buffer> {
     const sliceBytes = manifest.sliceBytes;
     const first = Math.floor(start / sliceBytes);
     const last = Math.floor(end / sliceBytes);
@@ -382,7 +382,7 @@ export class TieredCache {
           for await (const chunk of handle.flight.read(from, to, signal)) yield chunk;
         }
         const tier = handle.tier ?? handle.flight.tier;
-        this.#metrics.bytesServed.inc({ tier }, to - from + 1);
+        this.#metrics.bytesServed.inc({ tier, format: video.format }, to - from + 1);
         this.#metrics.sliceReads.inc({ tier });
         handle.flight?.release();
         current = ahead;
@@ -395,7 +395,7 @@ export class TieredCache {
   }
 
   /** Warms the head of a video into memory and the store; shares fetches with readers. */
-  async prefetch(video: VideoRef): Promise<Manifest> {
+  async prefetch(video: VideoRequest): Promise<Manifest> {
     const { manifest } = await this.manifest(video);
     const warm = async (plan: Manifest, indexes: readonly number[]) => {
       let next = 0;

@@ -122,6 +122,9 @@ const PAGE_SCRIPT = `
   // Undefined: preview and prefetch have no public listener to go to; '' is this origin.
   var publicUrl = document.body.dataset.publicUrl;
   var crossOrigin = publicUrl !== undefined && publicUrl !== '';
+  // The service's FORMATS names; a stored format not among them (written under an older setting) can be listed and deleted, not played.
+  var formats = document.body.dataset.formats.split(' ');
+  var known = function (format) { return formats.indexOf(format) >= 0; };
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -233,8 +236,8 @@ const PAGE_SCRIPT = `
       row.appendChild(access);
       var actions = el('td', 'row-actions');
       var preview = el('button', 'preview-button', 'Preview');
-      preview.disabled = publicUrl === undefined;
-      preview.addEventListener('click', function () { showPreview(video.id); });
+      preview.disabled = publicUrl === undefined || !known(video.format);
+      preview.addEventListener('click', function () { showPreview(video.id, video.format); });
       var remove = el('button', 'danger delete-button', 'Delete');
       remove.addEventListener('click', function () { confirmDelete(video); });
       actions.appendChild(preview);
@@ -277,34 +280,38 @@ const PAGE_SCRIPT = `
   });
 
   function confirmDelete(video) {
-    ask('Delete ' + video.id + ' (' + video.format + ', ' + bytes(video.bytes) + ') from this node\\'s memory and from the store?', 'Delete', function () {
-      api('DELETE', '/admin/videos/' + encodeURIComponent(video.id)).then(function (answer) {
+    // A format the service no longer names can only go with the whole video (every format).
+    var which = known(video.format) ? video.format + ', ' + bytes(video.bytes) : 'every format';
+    ask('Delete ' + video.id + ' (' + which + ') from this node\\'s memory and from the store?', 'Delete', function () {
+      api('DELETE', '/admin/videos/' + encodeURIComponent(video.id) + (known(video.format) ? '?format=' + video.format : '')).then(function (answer) {
         say('Deleted ' + answer.id + ': ' + answer.s3.objects + ' objects (' + bytes(answer.s3.bytes) + ') from the store, ' + answer.memory.entries + ' memory entries.');
         return refresh();
       }, function (error) { say('Delete failed: ' + error.message, true); });
     });
   }
 
-  function showPreview(id) {
+  function showPreview(id, format) {
     var video = $('preview-video');
-    video.src = publicUrl + '/proxy/' + encodeURIComponent(id);
-    set('preview-id', id);
+    video.src = publicUrl + '/proxy/' + encodeURIComponent(id) + '?format=' + format;
+    set('preview-id', id + ' (' + format + ')');
     $('preview').hidden = false;
   }
 
   if (publicUrl === undefined) {
     $('prefetch-id').disabled = true;
+    $('prefetch-format').disabled = true;
     $('prefetch-go').disabled = true;
     set('public-note', 'Preview and prefetch need ADMIN_PUBLIC_URL (the admin API has its own port).');
   }
   $('prefetch').addEventListener('submit', function (event) {
     event.preventDefault();
     var id = $('prefetch-id').value.trim();
+    var format = $('prefetch-format').value;
     if (!ID.test(id)) return say('A video id is 11 characters of A-Z, a-z, 0-9, _ and -.', true);
     // Another origin answers without CORS headers: the request goes out, its answer is not readable.
-    fetch(publicUrl + '/prefetch/' + encodeURIComponent(id), { method: 'POST', mode: crossOrigin ? 'no-cors' : 'same-origin' }).then(function (response) {
+    fetch(publicUrl + '/prefetch/' + encodeURIComponent(id) + '?format=' + format, { method: 'POST', mode: crossOrigin ? 'no-cors' : 'same-origin' }).then(function (response) {
       if (crossOrigin || response.ok) {
-        say('Prefetch of ' + id + ' accepted; it appears in the list once its manifest is stored.');
+        say('Prefetch of ' + id + ' accepted (' + format + '); it appears in the list once its manifest is stored.');
         $('prefetch-id').value = '';
       } else {
         return response.json().then(function (data) { say('Prefetch failed: ' + data.error.message, true); });
@@ -379,12 +386,12 @@ const LOGIN_HTML = `<!DOCTYPE html>
 
 const escapeAttribute = (text: string) => text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 
-function pageHtml(publicUrl: string | undefined): string {
+function pageHtml(publicUrl: string | undefined, formats: readonly string[]): string {
   const tierRow = (tier: string, label: string) =>
     `<tr><td id="tier-${tier}-label">${label}</td><td class="num" id="tier-${tier}-ratio">-</td><td class="num" id="tier-${tier}-bytes">-</td><td class="num" id="tier-${tier}-slices">-</td></tr>`;
   return `<!DOCTYPE html>
 <html lang="en"><head>${head}</head>
-<body${publicUrl === undefined ? '' : ` data-public-url="${escapeAttribute(publicUrl)}"`}>
+<body data-formats="${formats.join(' ')}"${publicUrl === undefined ? '' : ` data-public-url="${escapeAttribute(publicUrl)}"`}>
 <header><h1>tubecache admin</h1><span id="store-state" class="muted"></span><span class="grow"></span><span id="updated" class="muted"></span><button id="signout">Sign out</button></header>
 <main class="page">
 <p id="error" class="alert" role="alert" hidden></p>
@@ -399,7 +406,7 @@ ${tierRow('memory', 'memory')}${tierRow('store', 'store')}${tierRow('origin', 'o
 <div class="card"><h2>Memory budget</h2><div class="big" id="memory-used">-</div><div class="meter"><span id="memory-meter"></span></div><div class="muted" id="memory-detail"></div></div>
 </div>
 <section class="panel"><h2>Actions</h2><div class="actions">
-<form id="prefetch"><input id="prefetch-id" placeholder="video id" maxlength="11" size="14" spellcheck="false" aria-label="video id to prefetch"><button id="prefetch-go">Prefetch</button></form>
+<form id="prefetch"><input id="prefetch-id" placeholder="video id" maxlength="11" size="14" spellcheck="false" aria-label="video id to prefetch"><select id="prefetch-format" aria-label="format to prefetch">${formats.map((name) => `<option>${name}</option>`).join('')}</select><button id="prefetch-go">Prefetch</button></form>
 <form id="prune"><label for="prune-ttl">Prune videos not read for</label><input id="prune-ttl" placeholder="PRUNE_TTL" size="8" spellcheck="false"><button>Dry run</button><button type="button" id="prune-run" class="danger" disabled>Prune for real</button></form>
 </div><p id="public-note" class="muted"></p><p id="result" role="status"></p><ul id="prune-list"></ul></section>
 <section class="panel"><h2>Cached videos <span class="count muted" id="video-count"></span></h2>
@@ -426,7 +433,7 @@ export interface AdminPage {
  * the admin API shares it, ADMIN_PUBLIC_URL when set; with ADMIN_PORT and no
  * ADMIN_PUBLIC_URL the page cannot know it and leaves them off.
  */
-export function adminPage(config: Pick<Config, 'ADMIN_PORT' | 'ADMIN_PUBLIC_URL'>): AdminPage {
+export function adminPage(config: Pick<Config, 'ADMIN_PORT' | 'ADMIN_PUBLIC_URL' | 'FORMATS'>): AdminPage {
   const publicUrl = config.ADMIN_PUBLIC_URL !== '' ? config.ADMIN_PUBLIC_URL : config.ADMIN_PORT === 0 ? '' : undefined;
   const publicOrigin = publicUrl ? ` ${new URL(publicUrl).origin}` : '';
   const policy = [
@@ -439,7 +446,8 @@ export function adminPage(config: Pick<Config, 'ADMIN_PORT' | 'ADMIN_PUBLIC_URL'
     "form-action 'none'",
     "frame-ancestors 'none'",
   ].join('; ');
-  const pageBody = pageHtml(publicUrl);
+  // Names are [a-z0-9-] (FORMATS is checked at start-up): safe in HTML as they are.
+  const pageBody = pageHtml(publicUrl, [...config.FORMATS.selectors.keys()]);
   const send = (ctx: Context, status: number, body: string) => {
     ctx.status = status;
     ctx.type = 'text/html; charset=utf-8';

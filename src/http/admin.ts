@@ -3,6 +3,7 @@ import type Koa from 'koa';
 import type { Context } from 'koa';
 import type { Counter } from 'prom-client';
 import { TubeError } from '../errors.js';
+import { parseFormatParam, type FormatName } from '../origin/format.js';
 import { parseVideoId } from '../origin/video-id.js';
 import { removeVideos } from '../ops/delete.js';
 import { listVideos, statVideo } from '../ops/inspect.js';
@@ -62,20 +63,24 @@ export function adminApi(service: AppServices) {
     ctx.body = await listVideos(store, { cursor, limit, concurrency: DEFAULT_CONCURRENCY });
   });
 
+  // Every stored format of the video, or with ?format= only that one; `memory` is the asked (else the default) format in this node's memory.
   router.get('/videos/:id', async (ctx) => {
     const id = parseVideoId(ctx.params.id ?? '');
-    const video = cache.video(id);
+    const format = askedFormat(ctx.query.format);
+    const video = cache.video(id, format);
     const manifest = memory.getManifest(video);
     const inMemory = manifest && { format: video.format, manifest, slices: memory.slicesHeld(manifest) };
-    const stored = await statVideo(store, id);
-    if (!inMemory && stored.length === 0) throw new TubeError('NOT_FOUND', `video ${id} is not cached`);
+    const stored = await statVideo(store, id, format);
+    if (!inMemory && stored.length === 0) throw new TubeError('NOT_FOUND', `video ${id}${format ? ` (${format})` : ''} is not cached`);
     ctx.body = { id, s3: stored, memory: inMemory ?? null };
   });
 
+  // Every format of the video, or with ?format= only that one, from this node's memory and from the store.
   router.delete('/videos/:id', async (ctx) => {
     const id = parseVideoId(ctx.params.id ?? '');
-    const entries = memory.deleteVideo(cache.video(id));
-    const removed = await removeVideos(store, [id], { concurrency: DEFAULT_CONCURRENCY });
+    const format = askedFormat(ctx.query.format);
+    const entries = (format ? [format] : [...service.config.FORMATS.selectors.keys()]).reduce((n, name) => n + memory.deleteVideo(cache.video(id, name)), 0);
+    const removed = await removeVideos(store, [id], { concurrency: DEFAULT_CONCURRENCY, format });
     if (removed.failures.length) throw new TubeError('STORE_ERROR', `${removed.failures.length} objects not deleted, first: ${removed.failures[0]!.key}`);
     if (entries === 0 && removed.missing.length) throw new TubeError('NOT_FOUND', `video ${id} is not cached`);
     ctx.body = { id, memory: { entries }, s3: { videos: removed.videos.length, objects: removed.objects, bytes: removed.bytes } };
@@ -88,6 +93,9 @@ export function adminApi(service: AppServices) {
   router.get('/stats', async (ctx) => {
     ctx.body = await stats(service);
   });
+
+  /** `?format=` of the video routes: absent means every format. */
+  const askedFormat = (value: string | string[] | undefined): FormatName | undefined => (value === undefined ? undefined : parseFormatParam(service.config.FORMATS, value));
 
   return async (ctx: Context) => {
     // A browser's navigation to the page carries no header: its 401 is the login page instead of a JSON error. No route is reached without the check.

@@ -23,7 +23,7 @@ export function createApp(service: AppServices, admin?: (ctx: Context) => Promis
   const router = strictRouter();
   const { cache, metrics } = service;
 
-  const proxy = proxyRoute(cache, metrics);
+  const proxy = proxyRoute(cache, metrics, service.config.FORMATS);
   router.get('/proxy/:id', proxy);
   router.head('/proxy/:id', proxy);
 

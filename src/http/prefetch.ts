@@ -1,13 +1,14 @@
 import type { Context } from 'koa';
 import { TubeError } from '../errors.js';
 import { Limiter } from '../limiter.js';
+import { parseFormatParam } from '../origin/format.js';
 import { parseVideoId } from '../origin/video-id.js';
 import type { AppServices } from './services.js';
 
 /**
- * `POST /prefetch/:id`: 202 only when the prefetch holds a place in a bounded
+ * `POST /prefetch/:id[?format=name]`: 202 only when the prefetch holds a place in a bounded
  * queue and will run; a full queue is 429 with Retry-After. A video already
- * queued or running answers 202 without taking a second place.
+ * queued or running (in that format) answers 202 without taking a second place.
  */
 export function prefetchRoute(service: AppServices) {
   const { cache, config, metrics, logger } = service;
@@ -17,8 +18,9 @@ export function prefetchRoute(service: AppServices) {
   const queue = new Limiter(config.YTDLP_CONCURRENCY, config.PREFETCH_BACKLOG);
   const pending = new Set<string>();
   return (ctx: Context & { params: Record<string, string> }) => {
-    const video = cache.video(parseVideoId(ctx.params.id ?? ''));
-    if (pending.has(video.id)) {
+    const video = cache.video(parseVideoId(ctx.params.id ?? ''), parseFormatParam(config.FORMATS, ctx.query.format));
+    const key = `${video.id}/${video.format}`;
+    if (pending.has(key)) {
       metrics.prefetches.inc({ outcome: 'joined' });
     } else {
       const run = queue.tryRun(() => cache.prefetch(video));
@@ -27,12 +29,12 @@ export function prefetchRoute(service: AppServices) {
         throw new TubeError('PREFETCH_QUEUE_FULL', `${queue.active} running, ${queue.queued} waiting`);
       }
       metrics.prefetches.inc({ outcome: 'accepted' });
-      pending.add(video.id);
+      pending.add(key);
       run
-        .catch((error: unknown) => logger.warn({ videoId: video.id, err: error }, 'prefetch failed'))
-        .finally(() => pending.delete(video.id));
+        .catch((error: unknown) => logger.warn({ videoId: video.id, format: video.format, err: error }, 'prefetch failed'))
+        .finally(() => pending.delete(key));
     }
     ctx.status = 202;
-    ctx.body = { id: video.id, status: 'accepted' };
+    ctx.body = { id: video.id, format: video.format, status: 'accepted' };
   };
 }

@@ -2,14 +2,15 @@ import type { ServerResponse } from 'node:http';
 import type { Context } from 'koa';
 import type { TieredCache } from '../cache/tiered-cache.js';
 import type { Metrics } from '../metrics.js';
+import { parseFormatParam, type Formats } from '../origin/format.js';
 import { parseVideoId } from '../origin/video-id.js';
 import { parseRange } from './range.js';
 
-/** GET and HEAD /proxy/:id — the video, whole or one range, from the cheapest tier that has it. */
-export function proxyRoute(cache: TieredCache, metrics: Metrics) {
+/** GET and HEAD /proxy/:id[?format=name] — the video in one format, whole or one range, from the cheapest tier that has it. */
+export function proxyRoute(cache: TieredCache, metrics: Metrics, formats: Formats) {
   return async (ctx: Context & { params: Record<string, string> }) => {
     const started = performance.now();
-    const video = cache.video(parseVideoId(ctx.params.id ?? ''));
+    const video = cache.video(parseVideoId(ctx.params.id ?? ''), parseFormatParam(formats, ctx.query.format));
     const { manifest, tier } = await cache.manifest(video);
     cache.touch(video);
 
@@ -33,7 +34,7 @@ export function proxyRoute(cache: TieredCache, metrics: Metrics) {
     }
     const [start, end] = range.kind === 'partial' ? [range.start, range.end] : [0, manifest.size - 1];
     const status = cache.plan(manifest, tier, start, end);
-    metrics.requests.inc({ status });
+    metrics.requests.inc({ status, format: video.format });
     ctx.state.cacheStatus = status;
     ctx.set('X-Cache-Status', status);
     ctx.status = range.kind === 'partial' ? 206 : 200;

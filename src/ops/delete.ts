@@ -56,12 +56,12 @@ export async function deleteVideos(
   return { videos: gone, objects, bytes, failures };
 }
 
-/** Everything stored for these ids (every format), manifests first; ids with nothing stored are `missing`. */
-export async function removeVideos(store: StoreTier, ids: readonly VideoId[], options: { concurrency: number }): Promise<DeleteResult & { missing: VideoId[] }> {
+/** Everything stored for these ids (every format, or the one named), manifests first; ids with nothing stored are `missing`. */
+export async function removeVideos(store: StoreTier, ids: readonly VideoId[], options: { concurrency: number; format?: string | undefined }): Promise<DeleteResult & { missing: VideoId[] }> {
   const found: StoredVideo[] = [];
   const missing: VideoId[] = [];
   await forEachLimit(ids, options.concurrency, async (id) => {
-    const videos = await collect(scanVideos(store, { prefix: `${store.keys.videosRoot}${id}/` }));
+    const videos = await collect(scanVideos(store, { prefix: store.keys.videoPrefix(id, options.format) }));
     if (videos.length === 0) missing.push(id);
     found.push(...videos);
   });

@@ -6,6 +6,7 @@ import type { StoreTier } from '../cache/store-tier.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { ytdlpVersion } from '../origin/resolver.js';
+import { describeFormats } from '../origin/format.js';
 
 export interface Check {
   name: string;
@@ -54,7 +55,7 @@ export async function runDoctor(config: Config, options: { metrics: Metrics }): 
 
 function settingsCheck(config: Config): Check {
   const where = config.S3_ENDPOINT ? `S3 ${config.S3_ENDPOINT}, bucket "${config.S3_BUCKET}"` : `disk store on DATA_DIR=${config.DATA_DIR}`;
-  const detail = `${where}${config.S3_PREFIX ? `, prefix "${config.S3_PREFIX}"` : ''}, format ${config.YTDLP_FORMAT}`;
+  const detail = `${where}${config.S3_PREFIX ? `, prefix "${config.S3_PREFIX}"` : ''}, formats ${describeFormats(config.FORMATS)}`;
   if (config.S3_ENDPOINT) return { name: 'configuration', status: 'ok', detail };
   return {
     name: 'configuration',

@@ -111,10 +111,10 @@ export async function listAllVideos(store: StoreTier, options: { sort: VideoSort
   return videos.sort(ORDER[options.sort]).slice(0, options.limit ?? videos.length);
 }
 
-/** Everything the bucket holds about one id, per format; empty when nothing. */
-export async function statVideo(store: StoreTier, id: VideoId): Promise<VideoDetail[]> {
+/** Everything the bucket holds about one id, per format (or of one format); empty when nothing. */
+export async function statVideo(store: StoreTier, id: VideoId, format?: string): Promise<VideoDetail[]> {
   const details: VideoDetail[] = [];
-  for await (const video of scanVideos(store, { prefix: `${store.keys.videosRoot}${id}/` })) {
+  for await (const video of scanVideos(store, { prefix: store.keys.videoPrefix(id, format) })) {
     const { info, manifest } = await describe(store, video);
     const stored = new Set(video.slices.map((slice) => slice.index));
     const listed = new Set(manifest?.persisted ?? []);

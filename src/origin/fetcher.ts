@@ -6,8 +6,8 @@ import type { Config } from '../config.js';
 import { TubeError, isTubeError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { hostMatches } from './hosts.js';
+import type { Resolvable } from './format.js';
 import type { Resolution, Resolver } from './resolver.js';
-import type { VideoId } from './video-id.js';
 
 export interface OriginFacts {
   readonly size: number;
@@ -65,7 +65,7 @@ export class OriginFetcher {
    * size once known). `expected` is what the manifest says; a different size or
    * lmt means the video changed and fails with ORIGIN_CHANGED.
    */
-  async fetch(id: VideoId, start: number, end: number, sink: RangeSink, signal: AbortSignal, expected?: { size: number; lmt: string | undefined }): Promise<void> {
+  async fetch(video: Resolvable, start: number, end: number, sink: RangeSink, signal: AbortSignal, expected?: { size: number; lmt: string | undefined }): Promise<void> {
     let offset = start;
     let last = expected ? Math.min(end, expected.size - 1) : end;
     let knownSize = expected?.size;
@@ -81,7 +81,7 @@ export class OriginFetcher {
     };
 
     while (offset <= last) {
-      const resolution = await this.#resolver.resolve(id);
+      const resolution = await this.#resolver.resolve(video);
       const size = knownSize ?? resolution.filesize ?? clen(resolution.url);
       if (size !== undefined) last = Math.min(last, size - 1);
       if (offset > last) break;
@@ -109,11 +109,11 @@ export class OriginFetcher {
         }
         const attempt = error instanceof AttemptError ? error : new AttemptError((error as Error).message, 'retry');
         this.#metrics.originRequests.inc({ outcome: attempt.kind === 'forbidden' ? 'forbidden' : 'error' });
-        this.#log.warn({ videoId: id, offset, status: attempt.status, reason: attempt.message }, 'origin request failed');
+        this.#log.warn({ videoId: video.id, offset, status: attempt.status, reason: attempt.message }, 'origin request failed');
         if (attempt.kind === 'forbidden' && !reResolved) {
           // A signed URL that expired or is bound to another IP: resolve afresh, once.
           reResolved = true;
-          this.#resolver.invalidate(id);
+          this.#resolver.invalidate(video);
           continue;
         }
         if (attempt.kind === 'retry' && retries < this.#config.ORIGIN_RETRIES) {

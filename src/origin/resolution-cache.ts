@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { ErrorCode } from '../errors.js';
-import type { VideoId } from './video-id.js';
+import type { Resolvable } from './format.js';
 
 /** What yt-dlp told us about one video's media: where to fetch it and with which headers. */
 export interface Resolution {
@@ -28,25 +28,22 @@ type Answer = { resolution: Resolution; refusal?: undefined } | { resolution?: u
 export class ResolutionCache {
   readonly #lru = new LRUCache<string, Answer>({ max: MAX_ENTRIES, ttlAutopurge: false });
 
-  constructor(readonly format: string) {}
-
-  get(id: VideoId): Answer | undefined {
-    return this.#lru.get(this.#key(id));
+  get(video: Resolvable): Answer | undefined {
+    return this.#lru.get(resolvableKey(video));
   }
 
-  setResolution(id: VideoId, resolution: Resolution, ttlMs: number): void {
-    this.#lru.set(this.#key(id), { resolution }, { ttl: Math.max(1, ttlMs) });
+  setResolution(video: Resolvable, resolution: Resolution, ttlMs: number): void {
+    this.#lru.set(resolvableKey(video), { resolution }, { ttl: Math.max(1, ttlMs) });
   }
 
-  setRefusal(id: VideoId, refusal: { code: ErrorCode; detail: string }, ttlMs: number): void {
-    this.#lru.set(this.#key(id), { refusal }, { ttl: Math.max(1, ttlMs) });
+  setRefusal(video: Resolvable, refusal: { code: ErrorCode; detail: string }, ttlMs: number): void {
+    this.#lru.set(resolvableKey(video), { refusal }, { ttl: Math.max(1, ttlMs) });
   }
 
-  delete(id: VideoId): void {
-    this.#lru.delete(this.#key(id));
-  }
-
-  #key(id: VideoId): string {
-    return `${id}\n${this.format}`;
+  delete(video: Resolvable): void {
+    this.#lru.delete(resolvableKey(video));
   }
 }
+
+/** One key per video and selector (a video id never holds a newline). */
+export const resolvableKey = (video: Resolvable): string => `${video.id}\n${video.selector}`;

@@ -4,8 +4,8 @@ import type { Config } from '../config.js';
 import { TubeError, isTubeError, type ErrorCode } from '../errors.js';
 import { Limiter } from '../limiter.js';
 import type { Metrics } from '../metrics.js';
-import { ResolutionCache, type Resolution } from './resolution-cache.js';
-import type { VideoId } from './video-id.js';
+import type { Resolvable } from './format.js';
+import { ResolutionCache, resolvableKey, type Resolution } from './resolution-cache.js';
 
 export type { Resolution };
 
@@ -30,7 +30,7 @@ export class Resolver {
 
   constructor(options: { config: Config; metrics: Metrics; logger: Logger }) {
     this.#config = options.config;
-    this.#answers = new ResolutionCache(options.config.YTDLP_FORMAT);
+    this.#answers = new ResolutionCache();
     this.#metrics = options.metrics;
     this.#log = options.logger;
     this.#limiter = new Limiter(this.#config.YTDLP_CONCURRENCY, this.#config.YTDLP_QUEUE);
@@ -40,45 +40,47 @@ export class Resolver {
     return this.#limiter.active;
   }
 
-  resolve(id: VideoId): Promise<Resolution> {
-    const answer = this.#answers.get(id);
+  /** The media URL of the video in the given selector. */
+  resolve(video: Resolvable): Promise<Resolution> {
+    const answer = this.#answers.get(video);
     if (answer?.refusal) return Promise.reject(new TubeError(answer.refusal.code, answer.refusal.detail));
     if (answer?.resolution && answer.resolution.expiresAt > Date.now()) {
       this.#metrics.resolveCache.inc({ result: 'hit' });
       return Promise.resolve(answer.resolution);
     }
-    const running = this.#running.get(id);
+    const key = resolvableKey(video);
+    const running = this.#running.get(key);
     if (running) {
       this.#metrics.resolveCache.inc({ result: 'joined' });
       return running;
     }
     this.#metrics.resolveCache.inc({ result: 'miss' });
-    const queued = this.#limiter.tryRun(() => this.#run(id));
+    const queued = this.#limiter.tryRun(() => this.#run(video));
     if (!queued) return Promise.reject(new TubeError('RESOLVE_QUEUE_FULL'));
-    const run = queued.finally(() => this.#running.delete(id));
-    this.#running.set(id, run);
+    const run = queued.finally(() => this.#running.delete(key));
+    this.#running.set(key, run);
     return run;
   }
 
   /** Forgets a resolution the origin refused (403/410), so the next call runs yt-dlp again. */
-  invalidate(id: VideoId): void {
-    this.#answers.delete(id);
+  invalidate(video: Resolvable): void {
+    this.#answers.delete(video);
   }
 
-  async #run(id: VideoId): Promise<Resolution> {
+  async #run(video: Resolvable): Promise<Resolution> {
     const started = performance.now();
     let outcome = 'ok';
     try {
-      const resolution = await this.#spawn(id);
+      const resolution = await this.#spawn(video);
       const ttl = resolution.expiresAt - Date.now();
-      if (ttl > 0) this.#answers.setResolution(id, resolution, ttl);
+      if (ttl > 0) this.#answers.setResolution(video, resolution, ttl);
       return resolution;
     } catch (error) {
       outcome = isTubeError(error) ? error.code.toLowerCase() : 'error';
       if (isTubeError(error, 'VIDEO_UNAVAILABLE')) {
-        this.#answers.setRefusal(id, { code: error.code, detail: error.message.replace(/^[^:]*: /, '') }, this.#config.NEGATIVE_TTL);
+        this.#answers.setRefusal(video, { code: error.code, detail: error.message.replace(/^[^:]*: /, '') }, this.#config.NEGATIVE_TTL);
       }
-      this.#log.warn({ videoId: id, err: error }, 'yt-dlp resolution failed');
+      this.#log.warn({ videoId: video.id, selector: video.selector, err: error }, 'yt-dlp resolution failed');
       throw error;
     } finally {
       this.#metrics.ytdlpRuns.inc({ outcome });
@@ -86,11 +88,11 @@ export class Resolver {
     }
   }
 
-  async #spawn(id: VideoId): Promise<Resolution> {
+  async #spawn(video: Resolvable): Promise<Resolution> {
     const config = this.#config;
-    const pageUrl = config.YTDLP_URL_TEMPLATE.replaceAll('{id}', id);
+    const pageUrl = config.YTDLP_URL_TEMPLATE.replaceAll('{id}', video.id);
     // Operator arguments first; the URL always after `--`, so nothing can be read as an option.
-    const args = ['-J', '--no-playlist', '--no-warnings', '-f', config.YTDLP_FORMAT, ...config.YTDLP_EXTRA_ARGS, '--', pageUrl];
+    const args = ['-J', '--no-playlist', '--no-warnings', '-f', video.selector, ...config.YTDLP_EXTRA_ARGS, '--', pageUrl];
     const subprocess = execa(config.YTDLP_PATH, args, {
       reject: false,
       stdin: 'ignore',

@@ -218,7 +218,7 @@ test.serial('with the public listener elsewhere (ADMIN_PUBLIC_URL), prefetch and
   await row(page, id).getByRole('button', { name: 'Preview' }).click();
   const duration = await previewDuration(page);
   t.is(duration, DURATION);
-  t.is(await page.locator('#preview-video').getAttribute('src'), `${publicNode.url}/proxy/${id}`);
+  t.is(await page.locator('#preview-video').getAttribute('src'), `${publicNode.url}/proxy/${id}?format=video`, 'the row\'s format');
   t.is((await publicNode.get(`/proxy/${id}`)).sha256, fixtureSha, 'the public node serves the prefetched video whole');
   t.deepEqual(problems, [], 'no CSP violation going to the other origin');
   await page.close();

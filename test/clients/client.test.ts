@@ -3,11 +3,12 @@
  * node never produces, a bare HTTP server that misbehaves on purpose).
  */
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import { createTubecacheClient, TubecacheClientError, type ClientLogger } from 'tubecache/client';
-import { eventually, fixture, startHarness, type Harness, type Node } from '../helpers/harness.js';
+import { eventually, fixture, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
 
 let h: Harness;
 let node: Node;
@@ -100,7 +101,7 @@ test('prefetch never rejects: a bad id, a refused connection, a timeout and an e
   }
 });
 
-test('prefetchMany asks once per distinct id, in order; prefetchUpcoming asks for the first PREFETCH_QUEUE_DEPTH', async (t) => {
+test('prefetchMany asks once per distinct id, in order; prefetchUpcoming asks for the first PREFETCH_QUEUE_DEPTH; both pass a format on', async (t) => {
   const asked: string[] = [];
   const stub = await stubServer((req, res) => {
     asked.push(req.url ?? '');
@@ -120,6 +121,11 @@ test('prefetchMany asks once per distinct id, in order; prefetchUpcoming asks fo
     t.deepEqual((await client.prefetchUpcoming([c, b, a])).map((result) => result.id), [c, b]);
     t.deepEqual(asked.sort(), [`/prefetch/${b}`, `/prefetch/${c}`]);
     t.deepEqual(await client.prefetchUpcoming([a, b], 0), [], 'depth 0 turns queue prefetch off');
+
+    asked.length = 0;
+    await client.prefetchMany([a, b], { format: 'audio' });
+    await client.prefetchUpcoming([c, b, a], 1, { format: 'audio' });
+    t.deepEqual(asked.sort(), [`/prefetch/${a}?format=audio`, `/prefetch/${b}?format=audio`, `/prefetch/${c}?format=audio`], 'the format is passed on');
   } finally {
     await stub.close();
   }
@@ -145,4 +151,32 @@ test('stat: the admin API view of a video; typed errors without a token, with a 
   t.like(notCached, { code: 'HTTP_ERROR', status: 404, serverCode: 'NOT_FOUND' });
   const invalid = await t.throwsAsync(client.stat('nope'), { instanceOf: TubecacheClientError });
   t.is(invalid?.code, 'INVALID_VIDEO_ID');
+});
+
+test('format: proxyUrl, prefetch and stat name the format; a badly spelled one is a typed error and nothing is sent', async (t) => {
+  const audio = readFileSync(new URL('../fixtures/audio.m4a', import.meta.url));
+  const id = h.video(fixture, { formats: { '140/bestaudio[ext=m4a]/bestaudio': { bytes: audio, contentType: 'audio/mp4', formatId: '140', ext: 'm4a' } } });
+  const client = createTubecacheClient({ baseUrl: admin.url, adminToken: ADMIN_TOKEN, logger: recordingLogger().logger });
+  t.is(client.proxyUrl(id, { format: 'audio' }), `${admin.url}/proxy/${id}?format=audio`);
+  t.is(client.proxyUrl(id, {}), `${admin.url}/proxy/${id}`, 'no format: the server default');
+  const played = await fetch(client.proxyUrl(id, { format: 'audio' }));
+  t.is(sha256(Buffer.from(await played.arrayBuffer())), sha256(audio), 'the URL plays the audio, exactly');
+
+  t.deepEqual(await client.prefetch(id, { format: 'audio' }), { ok: true, id });
+  await eventually(async () => (await admin.service.store.getManifest(admin.service.cache.video(id as never, 'audio' as never), 256 * 1024))?.persisted.length === 1, 10_000, 'the audio head in the store');
+  const stat = await client.stat(id, { format: 'audio' });
+  t.deepEqual(stat.s3.map((entry) => entry.format), ['audio'], 'only the asked format');
+  t.like(stat.s3[0], { size: audio.length, contentType: 'audio/mp4' });
+  t.is(stat.memory?.format, 'audio');
+  t.is(stat.memory?.manifest.size, audio.length);
+
+  for (const format of ['Audio', '../x', '', 'a'.repeat(33)]) {
+    t.is(t.throws(() => client.proxyUrl(id, { format }), { instanceOf: TubecacheClientError })?.code, 'INVALID_FORMAT', format);
+    const refused = await client.prefetch(id, { format });
+    t.is(refused.ok ? undefined : refused.error.code, 'INVALID_FORMAT', format);
+  }
+  const unknown = await client.prefetch(id, { format: 'flac' });
+  t.like(unknown.ok ? undefined : unknown.error, { code: 'HTTP_ERROR', status: 400, serverCode: 'UNKNOWN_FORMAT' });
+  const unknownStat = await t.throwsAsync(client.stat(id, { format: 'flac' }), { instanceOf: TubecacheClientError });
+  t.like(unknownStat, { status: 400, serverCode: 'UNKNOWN_FORMAT' });
 });

@@ -5,7 +5,8 @@
  */
 import test from 'ava';
 import { Client, type Room } from 'colyseus.js';
-import { TubecacheClient, type PrefetchResult } from 'tubecache/client';
+import { readFileSync } from 'node:fs';
+import { TubecacheClient, type FormatOption, type PrefetchResult } from 'tubecache/client';
 import { startDjServer, type DjServer } from '../../examples/colyseus-dj-room/server.js';
 import {
   DjState,
@@ -18,17 +19,18 @@ import {
   type PlaylistAdd,
   type RoomError,
 } from '../../examples/colyseus-dj-room/room.js';
+import { parseFormatParam, type FormatName } from '../../src/origin/format.js';
 import { parseVideoId } from '../../src/origin/video-id.js';
 import { eventually, fetchRaw, fixture, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
 
 const SLICE = 256 * 1024;
 
-/** The client the room uses, recording which ids the room asked to prefetch (in call order). */
+/** The client the room uses, recording which ids the room asked to prefetch (in call order, `id?format=name` for a format). */
 class RecordingClient extends TubecacheClient {
   readonly asked: string[] = [];
-  override prefetch(id: string): Promise<PrefetchResult> {
-    this.asked.push(id);
-    return super.prefetch(id);
+  override prefetch(id: string, options: FormatOption = {}): Promise<PrefetchResult> {
+    this.asked.push(options.format ? `${id}?format=${options.format}` : id);
+    return super.prefetch(id, options);
   }
 }
 
@@ -50,8 +52,8 @@ test.after.always(async () => {
 });
 
 /** A fresh room per test (create, not joinOrCreate), with every message the room sends collected by type. */
-async function joinNewRoom() {
-  const room: Room<DjState> = await new Client(dj.url).create('dj', {}, DjState);
+async function joinNewRoom(type = 'dj') {
+  const room: Room<DjState> = await new Client(dj.url).create(type, {}, DjState);
   const nowPlaying: NowPlaying[] = [];
   const errors: RoomError[] = [];
   room.onMessage(ROOM_NOW_PLAYING, (message: NowPlaying) => nowPlaying.push(message));
@@ -60,8 +62,8 @@ async function joinNewRoom() {
 }
 
 /** The S3 manifest once every head slice is persisted. */
-async function headInS3(id: string, on = node) {
-  const video = on.service.cache.video(parseVideoId(id));
+async function headInS3(id: string, on = node, format?: FormatName) {
+  const video = on.service.cache.video(parseVideoId(id), format);
   let headSlices = 0;
   await eventually(
     async () => {
@@ -176,5 +178,27 @@ test.serial('bad messages are refused in the room and never reach tubecache', as
   t.is(tubecache.asked.length, askedBefore, 'the room asked tubecache for nothing');
   t.is(room.state.playlist.length, 0);
   t.deepEqual(failures, [], 'no prefetch failed in any test');
+  await room.leave();
+});
+
+test.serial('the dj-audio room plays and prefetches the audio format: the audio head warmed into the store, the URL plays it exactly', async (t) => {
+  const audio = readFileSync(new URL('../fixtures/audio.m4a', import.meta.url));
+  const { room, nowPlaying } = await joinNewRoom('dj-audio');
+  const id = h.video(fixture, { reportDuration: 30, formats: { '140/bestaudio[ext=m4a]/bestaudio': { bytes: audio, contentType: 'audio/mp4', formatId: '140', ext: 'm4a' } } });
+  const asked = tubecache.asked.length;
+  room.send(ROOM_PLAYLIST_ADD, { id } satisfies PlaylistAdd);
+  const headSlices = await headInS3(id, node, parseFormatParam(node.service.config.FORMATS, 'audio'));
+  t.true(headSlices >= 1);
+  t.deepEqual(tubecache.asked.slice(asked), [`${id}?format=audio`]);
+  t.deepEqual(h.origin.resolveCalls.filter((call) => call.id === id).map((call) => call.format), ['140/bestaudio[ext=m4a]/bestaudio'], 'yt-dlp asked for the audio only');
+
+  room.send(ROOM_PLAY_NEXT);
+  await eventually(() => nowPlaying.length === 1, 5000, 'ROOM_NOW_PLAYING');
+  t.deepEqual(nowPlaying[0], { id, url: `${node.url}/proxy/${id}?format=audio`, format: 'audio' });
+  const played = await fetchRaw(nowPlaying[0]!.url);
+  t.is(played.status, 200);
+  t.is(played.headers['content-type'], 'audio/mp4');
+  t.is(played.sha256, sha256(audio));
+  t.not(played.headers['x-cache-status'], 'MISS', 'the prefetched audio: its head from memory or the store');
   await room.leave();
 });

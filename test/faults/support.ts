@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
-import type { VideoRef } from '../../src/cache/keys.js';
+import type { VideoRequest } from '../../src/cache/keys.js';
 import { openStore } from '../../src/cache/open-store.js';
 import { sliceHeader } from '../../src/cache/slice-codec.js';
 import { readAll } from '../../src/cache/store.js';
@@ -165,7 +165,7 @@ export function throughProxy(origin: Origin, proxy: FaultProxy, id: string): voi
  * manifest), and the manifest lists only slices that are there. Returns the
  * indexes of the slices found.
  */
-export async function checkPersisted(t: ExecutionContext, env: Record<string, string>, video: VideoRef, source: Buffer): Promise<number[]> {
+export async function checkPersisted(t: ExecutionContext, env: Record<string, string>, video: VideoRequest, source: Buffer): Promise<number[]> {
   const config = loadConfig(env);
   const tier = await openStore(config, createMetrics());
   try {

@@ -51,6 +51,21 @@ export interface VideoOptions {
   bytesPerSecond: number | undefined;
   /** Wait this long before sending response headers. */
   firstByteDelayMs: number;
+  /**
+   * Other streams of the video, by the exact `-f` selector that picks them (a
+   * stand-in for YouTube's itags): the stand-in yt-dlp answers that selector
+   * with a URL to these bytes; any other selector gets the video's own bytes.
+   */
+  formats: Record<string, FormatStream>;
+}
+
+/** One stream of a video, as `VideoOptions.formats` lists it. */
+export interface FormatStream {
+  bytes: Buffer;
+  contentType: string;
+  /** yt-dlp's `format_id` and `ext`: `140` and `m4a` for YouTube's AAC audio. */
+  formatId: string;
+  ext: string;
 }
 
 /**
@@ -162,7 +177,13 @@ interface IssuedUrl {
   /** Minted for the HTML page (the real yt-dlp): exempt from the token check. */
   viaPage: boolean;
   revoked: boolean;
+  /** The `VideoOptions.formats` selector the URL serves; undefined: the video's own bytes. */
+  format: string | undefined;
 }
+
+/** The bytes and type a URL of `format` serves. */
+const streamOf = (v: Video, format: string | undefined): { bytes: Buffer; contentType: string } =>
+  (format !== undefined ? v.options.formats[format] : undefined) ?? { bytes: v.bytes, contentType: v.options.contentType };
 
 const DEFAULT_LMT = '1700000000000000';
 const CHUNK = 64 * 1024;
@@ -194,13 +215,14 @@ export async function startOrigin(originOptions: OriginOptions = {}): Promise<Or
     return v;
   };
 
-  const issueUrl = (id: string, viaPage = false): string => {
+  const issueUrl = (id: string, viaPage = false, format?: string): string => {
     const v = video(id);
     const sig = randomBytes(16).toString('hex');
     // ceil: a URL is valid for at least expiresInSeconds, never a rounding moment less.
     const expire = Math.ceil(Date.now() / 1000 + v.options.expiresInSeconds);
-    issued.set(sig, { id, expire, viaPage, revoked: false });
-    const q = new URLSearchParams({ id, expire: String(expire), clen: String(v.bytes.length), lmt: v.options.lmt, mime: v.options.contentType, sig });
+    issued.set(sig, { id, expire, viaPage, revoked: false, format });
+    const stream = streamOf(v, format);
+    const q = new URLSearchParams({ id, expire: String(expire), clen: String(stream.bytes.length), lmt: v.options.lmt, mime: stream.contentType, sig });
     return `${base}/videoplayback?${q.toString().replace(/\+/g, '%20')}`;
   };
 
@@ -243,9 +265,10 @@ export async function startOrigin(originOptions: OriginOptions = {}): Promise<Or
     if (requireToken && !grant.viaPage && req.headers['x-origin-token'] !== token) return answer(403, 'missing or wrong X-Origin-Token');
     if (!v) return answer(404, 'video removed');
 
-    const bytes = v.bytes; // captured: replaceBytes mid-response must not tear this body
+    const stream = streamOf(v, grant.format);
+    const bytes = stream.bytes; // captured: replaceBytes mid-response must not tear this body
     const size = bytes.length;
-    const head = { 'Content-Type': v.options.contentType, 'Accept-Ranges': 'bytes', 'Cache-Control': 'private, max-age=21298', 'Last-Modified': lastModified(v.options.lmt) };
+    const head = { 'Content-Type': stream.contentType, 'Accept-Ranges': 'bytes', 'Cache-Control': 'private, max-age=21298', 'Last-Modified': lastModified(v.options.lmt) };
 
     // Which bytes: googlevideo's &range= (200, no Content-Range) wins over the header.
     let start = 0;
@@ -357,14 +380,16 @@ export async function startOrigin(originOptions: OriginOptions = {}): Promise<Or
     const b = v.resolve;
     if (b?.kind === 'fail') return reply({ exitCode: b.exitCode ?? 1, stdout: 'null\n', stderr: b.stderr.endsWith('\n') ? b.stderr : `${b.stderr}\n` });
     if (b?.kind === 'hang') return reply({ exitCode: 1, stdout: '', stderr: '', hangMs: 3_600_000, childStdio: b.childStdio ?? 'ignore' });
-    // The shape yt-dlp -J prints for a single progressive format (itag 18).
+    const selector = q.get('format') ?? '';
+    const stream = v.options.formats[selector];
+    // The shape yt-dlp -J prints for a single progressive format (itag 18), or for the stream the selector names.
     const info: Record<string, unknown> = {
       id,
       title: v.options.title,
-      ext: 'mp4',
-      format_id: '18',
-      format: '18 - 256x144 (144p)',
-      url: b?.kind === 'url' ? b.url : issueUrl(id),
+      ext: stream?.ext ?? 'mp4',
+      format_id: stream?.formatId ?? '18',
+      format: stream ? `${stream.formatId} - audio only` : '18 - 256x144 (144p)',
+      url: b?.kind === 'url' ? b.url : issueUrl(id, false, stream ? selector : undefined),
       http_headers: {
         'User-Agent': TEST_USER_AGENT,
         Accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
@@ -373,16 +398,16 @@ export async function startOrigin(originOptions: OriginOptions = {}): Promise<Or
         'X-Origin-Token': token,
       },
       protocol: 'https',
-      width: 256,
-      height: 144,
-      vcodec: 'avc1.4d400c',
+      width: stream ? null : 256,
+      height: stream ? null : 144,
+      vcodec: stream ? 'none' : 'avc1.4d400c',
       acodec: 'mp4a.40.2',
       webpage_url: pageUrl,
       extractor: 'youtube',
       extractor_key: 'Youtube',
       _type: 'video',
     };
-    if (v.options.reportSize) info.filesize = v.bytes.length;
+    if (v.options.reportSize) info.filesize = (stream ?? v).bytes.length;
     if (v.options.reportDuration !== undefined) info.duration = v.options.reportDuration;
     reply({ exitCode: 0, stdout: `${JSON.stringify(info)}\n`, stderr: '', ...(b?.kind === 'slow' ? { delayMs: b.ms } : {}) });
   }
@@ -453,6 +478,7 @@ export async function startOrigin(originOptions: OriginOptions = {}): Promise<Or
         rangeStyle: 'header',
         bytesPerSecond: undefined,
         firstByteDelayMs: 0,
+        formats: {},
       };
       videos.set(id, { bytes, options: { ...defaults, ...options }, fault: undefined, faultUses: 0, resolve: undefined, stats: emptyStats() });
     },

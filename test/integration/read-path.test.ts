@@ -115,7 +115,7 @@ test('prefetch answers 202 at once and warms the head into memory and the store'
   const id = h.video(fixture, { reportDuration: 30 });
   const accepted = await node.post(`/prefetch/${id}`);
   t.is(accepted.status, 202);
-  t.deepEqual(JSON.parse(accepted.body.toString()), { id, status: 'accepted' });
+  t.deepEqual(JSON.parse(accepted.body.toString()), { id, format: 'video', status: 'accepted' });
   const video = node.service.cache.video(id as never);
   let persisted = 0;
   // Generous: uploads are background work, slow on a loaded machine.

@@ -170,17 +170,17 @@ test('metrics: a HIT adds its bytes and slices to the memory tier; /admin/stats 
   t.is(hit.sha256, fixtureSha);
   const after = await scrape();
   const delta = (series: string) => sample(after, series) - sample(before, series);
-  t.is(delta('tubecache_served_bytes_total{tier="memory"}'), fixture.length);
+  t.is(delta('tubecache_served_bytes_total{tier="memory",format="video"}'), fixture.length);
   t.is(delta('tubecache_slice_reads_total{tier="memory"}'), SLICES);
-  t.is(delta('tubecache_requests_total{status="HIT"}'), 1);
-  t.is(delta('tubecache_served_bytes_total{tier="origin"}'), 0);
+  t.is(delta('tubecache_requests_total{status="HIT",format="video"}'), 1);
+  t.is(delta('tubecache_served_bytes_total{tier="origin",format="video"}'), 0);
   t.is(delta('tubecache_origin_bytes_total'), 0);
   t.true(sample(after, 'tubecache_memory_cache_bytes') >= fixture.length);
   t.false(after.includes(id), 'no per-video labels');
 
   const stats = await admin(node.url, '/admin/stats');
   t.is(stats.status, 200);
-  t.is(stats.body.tiers.memory.bytes, sample(after, 'tubecache_served_bytes_total{tier="memory"}'));
+  t.is(stats.body.tiers.memory.bytes, sample(after, 'tubecache_served_bytes_total{tier="memory",format="video"}'));
   t.is(stats.body.tiers.origin.bytes, fixture.length);
   t.is(stats.body.tiers.memory.byteRatio, 0.5, 'one MISS and one HIT of the same video');
   t.is(stats.body.requests.hitRatio, 0.5);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,6 +143,38 @@ test('prefetch asks a running service to warm the head', async (t) => {
   const down = await runCli(['prefetch', '--url', 'http://127.0.0.1:1', '--', id], h.env);
   t.is(down.exitCode, 1);
   t.regex(down.stdout, /did not answer/);
+});
+
+test('formats: ls and stat show each format of a video under its name; prefetch --format warms one', async (t) => {
+  const bucket = await h.store.fresh();
+  const env = { ...h.env, ...bucket };
+  const node = await h.node({}, bucket);
+  const audio = readFileSync(new URL('../fixtures/audio.m4a', import.meta.url));
+  const id = h.video(fixture, { reportDuration: 30, formats: { '140/bestaudio[ext=m4a]/bestaudio': { bytes: audio, contentType: 'audio/mp4', formatId: '140', ext: 'm4a' } } });
+  await serve(node, id);
+  const started = await runCli(['prefetch', '--url', node.url, '--format', 'audio', '--', id], env);
+  t.is(started.exitCode, 0, started.stderr);
+  t.is(started.stdout.trim(), `${id} (audio): prefetch started`);
+  await eventually(async () => ((await node.service.store.getManifest(node.service.cache.video(id as never, 'audio' as never), 256 * 1024))?.persisted.length ?? 0) > 0, 10_000, 'the audio head in the store');
+
+  const ls = await runCli(['ls', '--json'], env);
+  t.is(ls.exitCode, 0, ls.stderr);
+  const videos = lines(ls.stdout).map((line) => JSON.parse(line) as VideoInfo);
+  t.deepEqual(videos.map((video) => `${video.id}/${video.format}/${video.size}`).sort(), [`${id}/audio/${audio.length}`, `${id}/video/${fixture.length}`]);
+  const table = await runCli(['ls'], env);
+  t.regex(table.stdout, new RegExp(`${id.replace(/[-]/g, '\\-')}\\s+audio\\s`));
+  t.regex(table.stdout, new RegExp(`${id.replace(/[-]/g, '\\-')}\\s+video\\s`));
+
+  const stat = await runCli(['stat', '--json', '--', id], env);
+  t.is(stat.exitCode, 0, stat.stderr);
+  const { s3 } = JSON.parse(stat.stdout) as { s3: VideoDetail[] };
+  t.deepEqual(s3.map((detail) => [detail.format, detail.manifestBody?.selector]), [['audio', '140/bestaudio[ext=m4a]/bestaudio'], ['video', '18/b']]);
+  const text = await runCli(['stat', '--', id], env);
+  t.true(text.stdout.includes(`${id}/audio`) && text.stdout.includes(`${id}/video`), text.stdout);
+
+  const unknown = await runCli(['prefetch', '--url', node.url, '--format', 'flac', '--', id], env);
+  t.is(unknown.exitCode, 1);
+  t.regex(unknown.stdout, /unknown format.*known formats: video, audio/);
 });
 
 test('bad flag values, ids and configuration exit 2 and name what is wrong', async (t) => {

@@ -43,7 +43,7 @@ interface Synthetic {
 
 /** The objects of one synthetic video: a real manifest, tiny slices, an access object holding the time of last read. */
 function objectsOf(video: Synthetic, now: number): { key: string; body: string }[] {
-  const ref = { id: video.id as VideoId, format: FORMAT };
+  const ref = { id: video.id as VideoId, format: FORMAT, selector: '18/b' };
   const objects: { key: string; body: string }[] = [];
   const sliceBytes = 16;
   if (video.manifest) {

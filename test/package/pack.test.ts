@@ -72,7 +72,7 @@ console.log(new TubecacheClient({ baseUrl: 'http://cache.example/' }).proxyUrl('
   const dist = pathToFileURL(join(project, 'node_modules/tubecache/dist/')).href;
   const loaded = (await readFile(log, 'utf8')).split('\n').filter((url) => url && !url.startsWith('node:'));
   t.deepEqual(loaded.filter((url) => !url.startsWith(dist)), [], 'nothing outside tubecache (no AWS SDK, koa, pino, commander…)');
-  t.deepEqual(loaded.map((url) => url.slice(dist.length)).sort(), ['client.js', 'errors.js', 'limiter.js', 'origin/video-id.js'], 'only the client and the dependency-free modules it imports');
+  t.deepEqual(loaded.map((url) => url.slice(dist.length)).sort(), ['client.js', 'errors.js', 'limiter.js', 'origin/format.js', 'origin/video-id.js'], 'only the client and the dependency-free modules it imports');
 });
 
 test('a strict nodenext TypeScript project type-checks against the client without the AWS SDK types', async (t) => {

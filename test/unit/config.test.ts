@@ -72,3 +72,31 @@ test('every setting has a default that parses and a description', (t) => {
     t.true(setting.doc.length > 5, name);
   }
 });
+
+test('FORMATS: name=selector pairs, the first the default; bad names, pairs and the retired YTDLP_FORMAT name their variable', (t) => {
+  const defaults = loadConfig({}).FORMATS;
+  t.is(String(defaults.default), 'video');
+  t.deepEqual([...defaults.selectors] as [string, string][], [['video', '18/b'], ['audio', '140/bestaudio[ext=m4a]/bestaudio']]);
+  const custom = loadConfig({ FORMATS: 'music=bestaudio[ext=m4a], video-720=22/18' }).FORMATS;
+  t.is(String(custom.default), 'music', 'the first listed is the default');
+  t.deepEqual([...custom.selectors] as [string, string][], [['music', 'bestaudio[ext=m4a]'], ['video-720', '22/18']]);
+
+  const refused: [string, RegExp][] = [
+    ['Video=18', /must match/],
+    ['-video=18', /must match/],
+    [`${'a'.repeat(33)}=18`, /must match/],
+    ['video', /name=selector/],
+    ['video=', /name=selector/],
+    ['video=18,video=22', /given twice/],
+    ['video=18 22', /white space/],
+    ['', /name=selector/],
+  ];
+  for (const [value, message] of refused) {
+    const error = t.throws(() => loadConfig({ FORMATS: value }), { instanceOf: ConfigError }, value);
+    t.is(error?.variable, 'FORMATS', value);
+    t.regex(error?.message ?? '', message, value);
+  }
+  const retired = t.throws(() => loadConfig({ YTDLP_FORMAT: '18/b' }), { instanceOf: ConfigError });
+  t.is(retired?.variable, 'YTDLP_FORMAT');
+  t.regex(retired?.message ?? '', /retired.*FORMATS/);
+});

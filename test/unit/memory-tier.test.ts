@@ -4,7 +4,7 @@ import { createManifest } from '../../src/cache/manifest.js';
 import { createMetrics } from '../../src/metrics.js';
 import type { VideoId } from '../../src/origin/video-id.js';
 
-const manifest = createManifest({ id: 'abcdefghijk' as VideoId, format: '18' }, { contentType: 'video/mp4', size: 10 * 1024, duration: 10, lmt: '1', sliceBytes: 1024, headSlices: 3 });
+const manifest = createManifest({ id: 'abcdefghijk' as VideoId, format: '18', selector: '18' }, { contentType: 'video/mp4', size: 10 * 1024, duration: 10, lmt: '1', sliceBytes: 1024, headSlices: 3 });
 
 test('the byte budget holds: least recently used slices are evicted first, and counted', async (t) => {
   const metrics = createMetrics();
