@@ -1,4 +1,4 @@
-import type { ObjectInfo } from '../cache/store.js';
+import { compareKeys, type ObjectInfo } from '../cache/store.js';
 import type { StoreTier } from '../cache/store-tier.js';
 import { isVideoId, type VideoId } from '../origin/video-id.js';
 import type { AccessSource } from './video-info.js';
@@ -100,6 +100,9 @@ export async function* scanVideos(store: StoreTier, options: ScanOptions = {}): 
   if (last) yield last;
 }
 
+/** One disjoint part of the listing. */
+type Shard = { prefix: string; startAfter?: string; before?: string };
+
 /** The characters of a video id, in key (byte) order. */
 const ID_CHARACTERS = [...'-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz'];
 /** Sorts after every key that starts with the same characters. */
@@ -110,8 +113,8 @@ const LAST_CHARACTER = '\u{10FFFF}';
  * first character of a video id, and a range for each gap between those
  * characters (foreign keys such as `videos/.keep`, which are counted too).
  */
-export function listingShards(root: string): Pick<ScanOptions, 'prefix' | 'startAfter' | 'before'>[] {
-  const shards: Pick<ScanOptions, 'prefix' | 'startAfter' | 'before'>[] = [];
+export function listingShards(root: string): Shard[] {
+  const shards: Shard[] = [];
   let previous: number | undefined;
   for (const character of ID_CHARACTERS) {
     const code = character.charCodeAt(0);
@@ -141,22 +144,50 @@ export async function forEachVideo(
   const counted = (count: number) => options.onObjects?.((seen += count));
   const root = store.keys.videosRoot;
   const first = await store.listPage({ prefix: root });
-  if (!first.cursor) {
-    const videos = new VideoGrouper(store, options.onForeign);
-    for (const object of first.objects) {
-      const done = videos.add(object);
-      if (done) onVideo(done);
-    }
-    const last = videos.end();
-    if (last) onVideo(last);
-    counted(first.objects.length);
-    return;
+  // The first page is used up to the start of its last video, which may go on in the next page.
+  const cut = first.cursor ? lastVideoStart(store, first.objects) : first.objects.length;
+  const videos = new VideoGrouper(store, options.onForeign);
+  for (const object of first.objects.slice(0, cut)) {
+    const done = videos.add(object);
+    if (done) onVideo(done);
   }
-  await forEachLimit(listingShards(root), options.concurrency, async (shard) => {
+  const last = videos.end();
+  if (last) onVideo(last);
+  counted(cut);
+  if (!first.cursor) return;
+  const after = cut > 0 ? first.objects[cut - 1]!.key : undefined;
+  await forEachLimit(shardsAfter(listingShards(root), after), options.concurrency, async (shard) => {
     for await (const video of scanVideos(store, { ...shard, onObjects: counted, onForeign: options.onForeign })) {
       options.signal?.throwIfAborted();
       onVideo(video);
     }
+  });
+}
+
+/** Index of the first object of the page's last video (the page's length when it ends in foreign keys). */
+function lastVideoStart(store: StoreTier, objects: readonly StoredObject[]): number {
+  const videoOf = (key: string) => {
+    const parsed = store.keys.parse(key);
+    return parsed && isVideoId(parsed.id) ? `${parsed.id}/${parsed.format}` : undefined;
+  };
+  const last = videoOf(objects.at(-1)!.key);
+  if (last === undefined) return objects.length;
+  let start = objects.length - 1;
+  while (start > 0 && videoOf(objects[start - 1]!.key) === last) start--;
+  return start;
+}
+
+/** The shards, less what lies at or before key `after` (already listed). */
+function shardsAfter(shards: readonly Shard[], after: string | undefined): Shard[] {
+  if (after === undefined) return [...shards];
+  const past = (a: string, b: string) => compareKeys(a, b) > 0;
+  return shards.flatMap((shard): Shard[] => {
+    const { prefix, startAfter, before } = shard;
+    const isPrefix = startAfter === undefined && before === undefined;
+    const behind = isPrefix ? !after.startsWith(prefix) && past(after, prefix) : before !== undefined && !past(before, after);
+    if (behind) return [];
+    const inside = isPrefix ? after.startsWith(prefix) : (startAfter === undefined || past(after, startAfter)) && (before === undefined || past(before, after));
+    return [inside ? { ...shard, startAfter: after } : shard];
   });
 }
 

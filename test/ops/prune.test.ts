@@ -1,20 +1,16 @@
 import { utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { ObjectKeys } from '../../src/cache/keys.js';
-import { createManifest, withPersisted } from '../../src/cache/manifest.js';
 import { openStore } from '../../src/cache/open-store.js';
 import { forEachLimit } from '../../src/ops/scan.js';
 import { loadConfig } from '../../src/config.js';
 import { createMetrics } from '../../src/metrics.js';
-import type { VideoId } from '../../src/origin/video-id.js';
 import { prune, type PruneSummary } from '../../src/ops/prune.js';
 import { startTestStore } from '../helpers/harness.js';
+import { objectsOf, type Seed, type Synthetic } from '../helpers/synthetic-videos.js';
 import { jsonLine, runCli } from './run-cli.js';
 
 const HOUR = 3_600_000;
-const FORMAT = '18';
-const keys = new ObjectKeys('');
 
 /** Sets compare in insertion order; these are about membership. */
 const sorted = (items: Iterable<string>) => [...items].sort();
@@ -33,35 +29,6 @@ async function withTier<T>(env: Record<string, string>, run: (tier: Awaited<Retu
   } finally {
     await tier.store.close();
   }
-}
-
-interface Synthetic {
-  id: string;
-  /** How long ago it was read; undefined: no access object (prune falls back to the manifest's LastModified, i.e. now). */
-  age: number | undefined;
-  manifest: boolean;
-  slices: number;
-}
-
-interface Seed {
-  key: string;
-  body: string;
-  /** The object's LastModified, when not the time of the put. */
-  modified?: number;
-}
-
-/** The objects of one synthetic video: a real manifest, tiny slices, an access object last modified at the time of last read. */
-function objectsOf(video: Synthetic, now: number): Seed[] {
-  const ref = { id: video.id as VideoId, format: FORMAT };
-  const objects: Seed[] = [];
-  const sliceBytes = 16;
-  if (video.manifest) {
-    const manifest = createManifest(ref, { contentType: 'video/mp4', size: sliceBytes * video.slices, duration: 10, lmt: undefined, sliceBytes, headSlices: video.slices });
-    objects.push({ key: keys.manifest(ref), body: JSON.stringify(withPersisted(manifest, Array.from({ length: video.slices }, (_, i) => i))) });
-  }
-  for (let index = 0; index < video.slices; index++) objects.push({ key: keys.slice(ref, index), body: 'x'.repeat(sliceBytes) });
-  if (video.age !== undefined) objects.push({ key: keys.access(ref), body: new Date(now - video.age).toISOString(), modified: now - video.age });
-  return objects;
 }
 
 /**
