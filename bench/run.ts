@@ -10,6 +10,7 @@
  *   BENCH_FANOUT_CLIENTS, BENCH_MEMORY_CLIENTS, BENCH_MEMORY_VIDEOS, BENCH_MEMORY_DURATION (s)
  *   BENCH_MANY_BUDGET        MEMORY_CACHE_BYTES of "many videos" (e.g. 64MiB; the working set is twice it)
  *   BENCH_ONLY=1,5           run only these scenarios
+ *   BENCH_PRUNE_VIDEOS       video counts of the prune scenario (default 20000,100000; `npm run bench:prune` runs it alone)
  *   BENCH_PIN=0              do not pin the systems and the bench to separate CPUs
  *   BENCH_CPU_PROFILE=1      tubecache processes write V8 CPU profiles (kept with BENCH_KEEP)
  *   BENCH_ENV_<NAME>=value   sets NAME for the tubecache processes, for experiments (BENCH_ENV_NODE_OPTIONS=--max-semi-space-size=2)
@@ -33,6 +34,7 @@ import { describeMachine, markdown } from './report.js';
 import { coldMissScenario } from './scenarios/cold-miss.js';
 import { fanoutScenario } from './scenarios/fanout.js';
 import { manyVideosScenario } from './scenarios/many-videos.js';
+import { pruneScenario, pruneSizes } from './scenarios/prune.js';
 import { memoryBoundScenario } from './scenarios/memory-bound.js';
 import { memoryHitScenarios } from './scenarios/memory-hit.js';
 import { s3HitScenario } from './scenarios/s3-hit.js';
@@ -89,6 +91,7 @@ function scenarios(options: BenchOptions): Scenario[] {
     memoryBoundScenario(options.memoryClients, options.memoryVideos),
     seekLeaveScenario(options.repeats),
     manyVideosScenario(options.manyBudget),
+    pruneScenario(pruneSizes(env.BENCH_PRUNE_VIDEOS)),
   ];
 }
 

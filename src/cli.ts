@@ -101,7 +101,7 @@ async function pruneCommand(flags: PruneFlags): Promise<void> {
     orphanGraceMs: flags.orphanGrace,
   };
   const progress = progressBar(process.stderr);
-  const labels = { scan: 'listing objects', access: 'reading access times', delete: 'deleting objects' } as const;
+  const labels = { scan: 'listing objects', delete: 'deleting objects' } as const;
   const summary = await withStore(cfg, (store, metrics) =>
     prune(store, options, { metrics, onProgress: (phase, done, total) => progress.update(labels[phase], done, total) }).finally(() => progress.end()),
   );

@@ -4,7 +4,7 @@ import { access, link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink, ty
 import { dirname, join, resolve } from 'node:path';
 import { TubeError } from '../errors.js';
 import { checkConditions, errorBoundary } from './store-util.js';
-import { PAGE_MAX, clampRange, compareKeys, type ByteRange, type ListOptions, type ListPage, type ObjectBody, type ObjectHead, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
+import { PAGE_MAX, clampRange, type ByteRange, type ListOptions, type ListPage, type ObjectBody, type ObjectHead, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
 
 /** A header line longer than this is not one of ours. */
 const HEADER_MAX = 64 * 1024;
@@ -167,6 +167,7 @@ export class DiskStore implements ObjectStore {
 
   async list(options: ListOptions): Promise<ListPage> {
     const after = options.cursor ?? options.startAfter;
+    const afterBytes = after === undefined ? undefined : Buffer.from(after);
     const limit = Math.min(options.limit ?? PAGE_MAX, PAGE_MAX);
     const found: ObjectInfo[] = [];
     // The deepest directory the prefix names: "videos/ab" walks objects/videos.
@@ -176,16 +177,24 @@ export class DiskStore implements ObjectStore {
         if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return [] as Dirent[];
         throw storeError(`list ${options.prefix}`, error);
       });
-      // S3 order: a directory's keys sort as "name/…", so "a-b" comes before "a/c".
-      const named = entries.map((entry) => ({ entry, key: keyPrefix + entry.name + (entry.isDirectory() ? '/' : '') })).sort((a, b) => compareKeys(a.key, b.key));
-      for (const { entry, key } of named) {
+      // Only what can hold keys under the prefix and past the cursor is sorted (a page of a large directory is then not a full sort).
+      const wanted = entries
+        .map((entry) => {
+          // S3 order: a directory's keys sort as "name/…", so "a-b" comes before "a/c".
+          const key = keyPrefix + entry.name + (entry.isDirectory() ? '/' : '');
+          return { entry, key, bytes: Buffer.from(key) };
+        })
+        .filter(({ entry, key, bytes }) => {
+          const past = afterBytes === undefined || Buffer.compare(bytes, afterBytes) > 0;
+          if (entry.isDirectory()) return (key.startsWith(options.prefix) || options.prefix.startsWith(key)) && (past || after!.startsWith(key));
+          return entry.isFile() && key.startsWith(options.prefix) && past;
+        })
+        .sort((a, b) => Buffer.compare(a.bytes, b.bytes));
+      for (const { entry, key } of wanted) {
         if (entry.isDirectory()) {
-          const underPrefix = key.startsWith(options.prefix) || options.prefix.startsWith(key);
-          const pastCursor = after === undefined || compareKeys(key, after) > 0 || after.startsWith(key);
-          if (underPrefix && pastCursor && !(await walk(join(directory, entry.name), key))) return false;
+          if (!(await walk(join(directory, entry.name), key))) return false;
           continue;
         }
-        if (!entry.isFile() || !key.startsWith(options.prefix) || (after !== undefined && compareKeys(key, after) <= 0)) continue;
         const info = await stat(join(directory, entry.name)).catch(() => undefined);
         if (!info) continue; // deleted while listing
         // One more than the page holds tells whether there is a next page.

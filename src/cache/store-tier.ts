@@ -3,7 +3,7 @@ import type { Metrics } from '../metrics.js';
 import { ObjectKeys, type VideoRef, type VideoRequest } from './keys.js';
 import { parseManifest, sliceBounds, type Manifest } from './manifest.js';
 import { openSlice as openStoredSlice, sliceHeader } from './slice-codec.js';
-import { listAll, readAll, type ObjectInfo, type ObjectStore } from './store.js';
+import { listAll, readAll, type ListOptions, type ListPage, type ObjectInfo, type ObjectStore } from './store.js';
 import { bodyOf } from './store-util.js';
 
 /** After a failed request, the store is skipped for this long (nginx's fail_timeout), so an outage costs one timeout, not one per request. */
@@ -129,6 +129,11 @@ export class StoreTier {
       if (page.done) return;
       yield page.value;
     }
+  }
+
+  /** One listing page (see ObjectStore.list). */
+  listPage(options: ListOptions): Promise<ListPage> {
+    return this.#call('list', () => this.store.list(options));
   }
 
   /** Deletes keys; returns the ones the store refused. */

@@ -36,7 +36,8 @@ function runs(indices: readonly number[]): [number, number][] {
 }
 
 async function describe(store: StoreTier, video: StoredVideo): Promise<{ info: VideoInfo; manifest: Manifest | undefined }> {
-  const [manifest, access] = await Promise.all([readManifest(store, video), lastAccess(store, video)]);
+  const manifest = await readManifest(store, video);
+  const access = lastAccess(video);
   const present = new Map(video.slices.map((slice) => [slice.index, slice.size]));
   let contiguous = 0;
   for (let index = 0; present.has(index); index++) contiguous += present.get(index)!;
@@ -85,7 +86,7 @@ function startAfter(store: StoreTier, cursor: string): string {
 /**
  * Cached videos in key order, `limit` at a time; pass `nextCursor` back for the
  * next page. Only the listing pages a page needs are read, plus one manifest
- * and one access object per video shown.
+ * per video shown.
  */
 export async function listVideos(
   store: StoreTier,

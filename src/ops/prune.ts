@@ -3,7 +3,7 @@ import type { StoreTier } from '../cache/store-tier.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { deleteVideos, type DeleteFailure } from './delete.js';
-import { DEFAULT_CONCURRENCY, forEachLimit, lastAccess, scanVideos, type StoredVideo } from './scan.js';
+import { DEFAULT_CONCURRENCY, forEachVideo, lastAccess, type StoredVideo } from './scan.js';
 
 /**
  * Slices and access objects without a manifest are normal for a moment: a new
@@ -19,14 +19,14 @@ export interface PruneOptions {
   maxBytes: number;
   /** Report what would be deleted; delete nothing. */
   dryRun: boolean;
-  /** Store requests at once (access-time reads, delete batches). */
+  /** Store requests at once (listing shards, delete batches). */
   concurrency: number;
   /** Objects of a video without a manifest are deleted once none is newer than this. */
   orphanGraceMs: number;
 }
 
 export type PruneReason = 'ttl' | 'max-bytes' | 'orphan';
-export type PrunePhase = 'scan' | 'access' | 'delete';
+export type PrunePhase = 'scan' | 'delete';
 
 export interface PrunedVideo {
   id: string;
@@ -89,22 +89,21 @@ export async function prune(store: StoreTier, options: PruneOptions, hooks: Prun
   const { signal, onProgress } = hooks;
   try {
     const videos: StoredVideo[] = [];
-    let foreign = { objects: 0, bytes: 0 };
-    for await (const video of scanVideos(store, {
-      onObjects: (seen) => onProgress?.('scan', seen),
-      onForeign: (object) => (foreign = { objects: foreign.objects + 1, bytes: foreign.bytes + object.size }),
-    })) {
-      signal?.throwIfAborted();
-      videos.push(video);
-    }
-
     const cached: Candidate[] = [];
-    const withManifest = videos.filter((video) => video.manifest);
-    await forEachLimit(withManifest, options.concurrency, async (video) => {
-      signal?.throwIfAborted();
-      cached.push({ video, at: (await lastAccess(store, video)).at });
-      onProgress?.('access', cached.length, withManifest.length);
-    });
+    let foreign = { objects: 0, bytes: 0 };
+    await forEachVideo(
+      store,
+      {
+        concurrency: options.concurrency,
+        signal,
+        onObjects: (seen) => onProgress?.('scan', seen),
+        onForeign: (object) => (foreign = { objects: foreign.objects + 1, bytes: foreign.bytes + object.size }),
+      },
+      (video) => {
+        videos.push(video);
+        if (video.manifest) cached.push({ video, at: lastAccess(video).at });
+      },
+    );
 
     const cutoff = started - options.ttlMs;
     const doomed = new Map<StoredVideo, { reason: PruneReason; at: number }>();

@@ -63,7 +63,7 @@ export function pruneReport(summary: PruneSummary): string {
 }
 
 const ACCESS_FROM: Record<VideoInfo['lastAccessFrom'], string> = {
-  access: 'recorded in the access object',
+  access: "the access object's LastModified (the last recorded read)",
   manifest: "no access object: the manifest's LastModified",
   objects: "no manifest: the newest object's LastModified",
 };

@@ -1,18 +1,16 @@
+import { utimes } from 'node:fs/promises';
+import { join } from 'node:path';
 import test from 'ava';
-import { ObjectKeys } from '../../src/cache/keys.js';
-import { createManifest, withPersisted } from '../../src/cache/manifest.js';
 import { openStore } from '../../src/cache/open-store.js';
 import { forEachLimit } from '../../src/ops/scan.js';
 import { loadConfig } from '../../src/config.js';
 import { createMetrics } from '../../src/metrics.js';
-import type { VideoId } from '../../src/origin/video-id.js';
 import { prune, type PruneSummary } from '../../src/ops/prune.js';
 import { startTestStore } from '../helpers/harness.js';
+import { objectsOf, type Seed, type Synthetic } from '../helpers/synthetic-videos.js';
 import { jsonLine, runCli } from './run-cli.js';
 
 const HOUR = 3_600_000;
-const FORMAT = '18';
-const keys = new ObjectKeys('');
 
 /** Sets compare in insertion order; these are about membership. */
 const sorted = (items: Iterable<string>) => [...items].sort();
@@ -33,30 +31,18 @@ async function withTier<T>(env: Record<string, string>, run: (tier: Awaited<Retu
   }
 }
 
-interface Synthetic {
-  id: string;
-  /** How long ago it was read; undefined: no access object (prune falls back to the manifest's LastModified, i.e. now). */
-  age: number | undefined;
-  manifest: boolean;
-  slices: number;
-}
-
-/** The objects of one synthetic video: a real manifest, tiny slices, an access object holding the time of last read. */
-function objectsOf(video: Synthetic, now: number): { key: string; body: string }[] {
-  const ref = { id: video.id as VideoId, format: FORMAT, selector: '18/b' };
-  const objects: { key: string; body: string }[] = [];
-  const sliceBytes = 16;
-  if (video.manifest) {
-    const manifest = createManifest(ref, { contentType: 'video/mp4', size: sliceBytes * video.slices, duration: 10, lmt: undefined, sliceBytes, headSlices: video.slices });
-    objects.push({ key: keys.manifest(ref), body: JSON.stringify(withPersisted(manifest, Array.from({ length: video.slices }, (_, i) => i))) });
-  }
-  for (let index = 0; index < video.slices; index++) objects.push({ key: keys.slice(ref, index), body: 'x'.repeat(sliceBytes) });
-  if (video.age !== undefined) objects.push({ key: keys.access(ref), body: new Date(now - video.age).toISOString() });
-  return objects;
-}
-
-const putAll = (env: Record<string, string>, objects: { key: string; body: string }[]) =>
-  withTier(env, (tier) => forEachLimit(objects, 32, async ({ key, body }) => void (await tier.store.put(key, Buffer.from(body)))));
+/**
+ * Puts the objects in the disk store of `env`. An S3 object's LastModified is
+ * the server's clock; the disk store's is the file's mtime, which a test can
+ * set (the file layout is DiskStore's: {DATA_DIR}/objects/{key}).
+ */
+const putAll = (env: Record<string, string>, objects: Seed[]) =>
+  withTier(env, (tier) =>
+    forEachLimit(objects, 32, async ({ key, body, modified }) => {
+      await tier.store.put(key, Buffer.from(body));
+      if (modified !== undefined) await utimes(join(env.DATA_DIR!, 'objects', key), modified / 1000, modified / 1000);
+    }),
+  );
 
 const listKeys = (env: Record<string, string>) =>
   withTier(env, async (tier) => {
