@@ -8,8 +8,6 @@ export interface Resolution {
   readonly headers: Readonly<Record<string, string>>;
   readonly filesize: number | undefined;
   readonly duration: number | undefined;
-  readonly formatId: string | undefined;
-  readonly ext: string | undefined;
   /** When tubecache stops using the URL (its expire= less RESOLVE_MARGIN). */
   readonly expiresAt: number;
 }

@@ -140,8 +140,6 @@ export class Resolver {
       headers,
       filesize: positive(info.filesize),
       duration: positive(info.duration),
-      formatId: typeof info.format_id === 'string' ? info.format_id : undefined,
-      ext: typeof info.ext === 'string' ? info.ext : undefined,
       expiresAt: this.#expiry(url),
     };
   }

@@ -4,7 +4,7 @@ import type { VideoId } from '../../src/origin/video-id.js';
 
 const id = 'abcdefghijk' as VideoId;
 const eighteen = { id, selector: '18' };
-const resolution = (url: string): Resolution => ({ url, headers: {}, filesize: 1, duration: 1, formatId: '18', ext: 'mp4', expiresAt: Date.now() + 60_000 });
+const resolution = (url: string): Resolution => ({ url, headers: {}, filesize: 1, duration: 1, expiresAt: Date.now() + 60_000 });
 
 test('answers are kept per video and selector and expire with their own TTL', async (t) => {
   const cache = new ResolutionCache();
