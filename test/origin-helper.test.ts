@@ -35,7 +35,9 @@ interface Reply {
 /** A plain node:http client, so partial bodies, resets and stalls are all observable. */
 function get(url: string, headers: Record<string, string> = {}, options: { method?: string; idleMs?: number } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
+    let responded = false;
     const req = request(url, { method: options.method ?? 'GET', headers, agent: false }, (res) => {
+      responded = true;
       const chunks: Buffer[] = [];
       let stalled = false;
       let idle: NodeJS.Timeout | undefined;
@@ -54,7 +56,8 @@ function get(url: string, headers: Record<string, string> = {}, options: { metho
       res.on('error', () => undefined); // 'aborted' errors: reported through `aborted`
       res.on('close', finish); // resolve() twice is harmless
     });
-    req.on('error', reject);
+    // Once the response has begun, a reset is reported through `aborted` (Node 24 also emits it on the request).
+    req.on('error', (error) => (responded ? undefined : reject(error)));
     req.end();
   });
 }

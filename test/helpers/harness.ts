@@ -31,7 +31,9 @@ export interface Reply {
 /** One HTTP request on a fresh connection; collects the body (or what arrived of it). */
 export function fetchRaw(url: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
+    let responded = false;
     const req = request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+      responded = true;
       const chunks: Buffer[] = [];
       let complete = true;
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -44,7 +46,8 @@ export function fetchRaw(url: string, options: { method?: string; headers?: Reco
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body, sha256: sha256(body), complete });
       });
     });
-    req.on('error', reject);
+    // Once the response has begun, a reset shows as `complete: false` (Node 24 also emits it on the request).
+    req.on('error', (error) => (responded ? undefined : reject(error)));
     req.end();
   });
 }
