@@ -33,7 +33,7 @@ interface Reply {
 }
 
 /** A plain node:http client, so partial bodies, resets and stalls are all observable. */
-function get(url: string, headers: Record<string, string> = {}, options: { method?: string; idleMs?: number } = {}): Promise<Reply> {
+function get(url: string, headers: Record<string, string> = {}, options: { method?: string; idleMs?: number; onData?: (received: number) => void } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     let responded = false;
     const req = request(url, { method: options.method ?? 'GET', headers, agent: false }, (res) => {
@@ -51,7 +51,13 @@ function get(url: string, headers: Record<string, string> = {}, options: { metho
         const body = Buffer.concat(chunks);
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body, aborted: !res.complete && !stalled, stalled });
       };
-      res.on('data', (c: Buffer) => (chunks.push(c), arm()));
+      let received = 0;
+      res.on('data', (c: Buffer) => {
+        chunks.push(c);
+        arm();
+        received += c.length;
+        options.onData?.(received);
+      });
       res.on('end', finish);
       res.on('error', () => undefined); // 'aborted' errors: reported through `aborted`
       res.on('close', finish); // resolve() twice is harmless
@@ -275,8 +281,10 @@ test('throttle and first-byte delay pace the response; close() ends stalled sock
 
   origin.setVideo(ID, { firstByteDelayMs: 0 });
   origin.setFault(ID, { kind: 'hang-body', afterBytes: 10 });
-  const pending = get(url, headers);
-  await delay(100);
+  let bodyBegun!: () => void;
+  const begun = new Promise<void>((resolve) => (bodyBegun = resolve));
+  const pending = get(url, headers, { onData: (received) => received >= 10 && bodyBegun() });
+  await begun; // a fixed delay raced the response on a loaded CI machine
   await origin.close(); // must not wait for the stalled response
   const r = await pending;
   t.is(r.body.length, 10);
