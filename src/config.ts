@@ -145,6 +145,9 @@ export const SETTINGS = {
   S3_FIRST_BYTE_TIMEOUT: duration('2s', "S3 time from sending a request to its response headers (a PUT's body included)", 1),
   S3_IDLE_TIMEOUT: duration('2s', 'S3 idle timeout between body chunks; a slice read that stalls continues from the origin', 1),
   DATA_DIR: str('./data', 'the disk store (when S3_ENDPOINT is empty): objects under DATA_DIR/objects, written atomically'),
+  DISK_CACHE_DIR: str('', "with S3_ENDPOINT: a local disk tier between memory and S3 in this directory (this node's alone); empty: none. Without S3 it is a start-up error (the DATA_DIR store already is the disk)"),
+  DISK_CACHE_BYTES: size('10GiB', 'byte budget of the disk tier, kept by evicting the least recently read files', 1),
+  DISK_CACHE_QUEUE: int('64', 'slices and manifests waiting to be written to the disk tier; more are dropped and counted', 0),
 
   MEMORY_CACHE_BYTES: size('100MiB', 'byte budget of the in-memory LRU'),
   MEMORY_CACHE_TTL: duration('5m', 'time to live of an entry in memory'),
@@ -209,6 +212,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const result = config as Config;
   if (result.SLICE_BYTES > 64 * 2 ** 20) throw new ConfigError('SLICE_BYTES', 'must be at most 64MiB (a slice is held in memory whole)');
+  // Refused rather than ignored: an operator who set it expects a second tier that would not exist.
+  if (result.DISK_CACHE_DIR && !result.S3_ENDPOINT) throw new ConfigError('DISK_CACHE_DIR', 'needs S3_ENDPOINT: without S3 the disk store under DATA_DIR already is the store; unset DISK_CACHE_DIR');
   if (!result.YTDLP_URL_TEMPLATE.includes('{id}')) throw new ConfigError('YTDLP_URL_TEMPLATE', 'must contain {id}');
   return result;
 }

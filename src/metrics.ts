@@ -16,6 +16,7 @@ export function createMetrics() {
     memory?: () => { bytes: number; entries: number; budget: number };
     uploadQueue?: () => number;
     store?: () => { name: string; available: boolean };
+    disk?: () => { bytes: number; entries: number; budget: number; queued: number };
   } = {};
   return {
     sources,
@@ -76,6 +77,13 @@ export function createMetrics() {
     memoryBudget: new Gauge({ name: 'tubecache_memory_cache_budget_bytes', help: 'Byte budget of the memory tier (MEMORY_CACHE_BYTES)', registers, collect() { this.set(sources.memory?.().budget ?? 0); } }),
     memoryEntries: new Gauge({ name: 'tubecache_memory_cache_entries', help: 'Entries held by the memory tier', registers, collect() { this.set(sources.memory?.().entries ?? 0); } }),
     memoryEvictions: new Counter({ name: 'tubecache_memory_cache_evictions_total', help: 'Entries evicted from the memory tier to stay in budget', registers }),
+    diskBytes: new Gauge({ name: 'tubecache_disk_cache_bytes', help: 'Bytes on disk held by the disk tier (DISK_CACHE_DIR)', registers, collect() { this.set(sources.disk?.().bytes ?? 0); } }),
+    diskBudget: new Gauge({ name: 'tubecache_disk_cache_budget_bytes', help: 'Byte budget of the disk tier (DISK_CACHE_BYTES; 0 without a disk tier)', registers, collect() { this.set(sources.disk?.().budget ?? 0); } }),
+    diskEntries: new Gauge({ name: 'tubecache_disk_cache_entries', help: 'Files (slices and manifests) held by the disk tier', registers, collect() { this.set(sources.disk?.().entries ?? 0); } }),
+    diskQueue: new Gauge({ name: 'tubecache_disk_cache_queue_length', help: 'Slices and manifests waiting to be written to the disk tier', registers, collect() { this.set(sources.disk?.().queued ?? 0); } }),
+    diskEvictions: new Counter({ name: 'tubecache_disk_cache_evictions_total', help: 'Files evicted from the disk tier to stay in budget (least recently read first)', registers }),
+    diskWrites: new Counter({ name: 'tubecache_disk_cache_writes_total', help: 'Writes to the disk tier by outcome', labelNames: ['outcome'], registers }),
+    diskWritesDropped: new Counter({ name: 'tubecache_disk_cache_writes_dropped_total', help: 'Slices and manifests not written to the disk tier because its queue was full', registers }),
     prefetches: new Counter({ name: 'tubecache_prefetch_requests_total', help: 'POST /prefetch answers: accepted (queued), joined (already queued or running), refused (429, queue full)', labelNames: ['outcome'], registers }),
     pruneRuns: new Counter({ name: 'tubecache_prune_runs_total', help: 'Prune runs by outcome', labelNames: ['outcome'], registers }),
     pruneDeleted: new Counter({ name: 'tubecache_prune_deleted_objects_total', help: 'Objects deleted by prune', registers }),

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type Koa from 'koa';
+import { DiskTier } from './cache/disk-tier.js';
 import { MemoryTier } from './cache/memory-tier.js';
 import { openStore } from './cache/open-store.js';
 import { S3Store } from './cache/s3-store.js';
@@ -35,6 +36,8 @@ export class Service implements AppServices {
   readonly metrics: Metrics;
   readonly memory: MemoryTier;
   readonly store: StoreTier;
+  /** This node's disk tier between memory and S3 (DISK_CACHE_DIR), when set. */
+  readonly disk: DiskTier | undefined;
   readonly resolver: Resolver;
   readonly fetcher: OriginFetcher;
   readonly cache: TieredCache;
@@ -46,15 +49,16 @@ export class Service implements AppServices {
   #ytdlpCheck: { at: number; result: ReadinessCheck } | undefined;
   #closing = false;
 
-  private constructor(config: Config, logger: Logger, metrics: Metrics, store: StoreTier) {
+  private constructor(config: Config, logger: Logger, metrics: Metrics, store: StoreTier, disk: DiskTier | undefined) {
     this.config = config;
     this.logger = logger;
     this.metrics = metrics;
     this.memory = new MemoryTier({ maxBytes: config.MEMORY_CACHE_BYTES, ttlMs: config.MEMORY_CACHE_TTL, metrics: this.metrics });
     this.store = store;
+    this.disk = disk;
     this.resolver = new Resolver({ config, metrics: this.metrics, logger });
     this.fetcher = new OriginFetcher({ config, resolver: this.resolver, metrics: this.metrics, logger });
-    this.cache = new TieredCache({ config, memory: this.memory, store, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });
+    this.cache = new TieredCache({ config, memory: this.memory, store, disk, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });
     this.pruner = new Pruner({ store, config, metrics: this.metrics, logger });
     const admin = config.ADMIN_TOKEN !== '';
     this.app = createApp(this, admin && config.ADMIN_PORT === 0 ? adminApi(this) : undefined);
@@ -65,7 +69,7 @@ export class Service implements AppServices {
   /** Builds the service on the S3 bucket, or with no S3_ENDPOINT on the disk store under DATA_DIR. */
   static async create(config: Config, logger: Logger = pino({ level: config.LOG_LEVEL })): Promise<Service> {
     const metrics = createMetrics();
-    const service = new Service(config, logger, metrics, await openStore(config, metrics));
+    const service = new Service(config, logger, metrics, await openStore(config, metrics), await DiskTier.open(config, metrics, logger));
     const { store } = service.store;
     try {
       if (store instanceof S3Store) await store.ensureBucket(config.S3_CREATE_BUCKET);
@@ -126,7 +130,7 @@ export class Service implements AppServices {
     this.#servers = [];
     await this.cache.close(Math.max(0, deadline - Date.now()));
     this.fetcher.close();
-    await this.store.store.close();
+    await Promise.all([this.store.store.close(), this.disk?.close()]);
   }
 }
 

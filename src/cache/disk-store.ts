@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
-import { access, link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { access, link, mkdir, open, opendir, readdir, rename, rm, rmdir, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { TubeError } from '../errors.js';
 import { checkConditions, errorBoundary } from './store-util.js';
 import { PAGE_MAX, clampRange, type ByteRange, type ListOptions, type ListPage, type ObjectBody, type ObjectHead, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
@@ -9,6 +9,8 @@ import { PAGE_MAX, clampRange, type ByteRange, type ListOptions, type ListPage, 
 /** A header line longer than this is not one of ours. */
 const HEADER_MAX = 64 * 1024;
 const READ_CHUNK = 64 * 1024;
+/** Files stat'ed at once when the directory is scanned. */
+const SCAN_BATCH = 256;
 /** Temporary files older than this at start-up were left by a process that died mid-put. */
 const STALE_TEMP_MS = 60 * 60_000;
 
@@ -232,6 +234,44 @@ export class DiskStore implements ObjectStore {
         return; // not empty (or already gone)
       }
     }
+  }
+
+  /**
+   * Every object with its size on disk (header included) and its mtime, from
+   * readdir and stat alone: no file is opened (the disk tier's index at start-up).
+   */
+  async *files(): AsyncGenerator<{ key: string; bytes: number; mtimeMs: number }[]> {
+    const directory = await translate(`scan ${this.location}`, () => opendir(this.#objects, { recursive: true, bufferSize: SCAN_BATCH }));
+    let batch: string[] = [];
+    const statAll = async (paths: string[]) => {
+      const stats = await Promise.all(paths.map((path) => stat(path).catch(() => undefined)));
+      return paths.flatMap((path, i) => {
+        const info = stats[i];
+        return info?.isFile() ? [{ key: relative(this.#objects, path).split(sep).join('/'), bytes: info.size, mtimeMs: info.mtimeMs }] : [];
+      });
+    };
+    try {
+      for await (const entry of directory) {
+        if (!entry.isFile()) continue;
+        batch.push(join(entry.parentPath, entry.name));
+        if (batch.length === SCAN_BATCH) {
+          yield await statAll(batch);
+          batch = [];
+        }
+      }
+    } catch (error) {
+      throw storeError(`scan ${this.location}`, error);
+    }
+    if (batch.length) yield await statAll(batch);
+  }
+
+  /** Sets the object's mtime to `atMs` (the disk tier's access time); its size on disk, or undefined when it is gone. */
+  async touch(key: string, atMs: number): Promise<number | undefined> {
+    const path = this.#path(key);
+    return translate(`touch ${key}`, async () => {
+      await utimes(path, atMs / 1000, atMs / 1000);
+      return (await stat(path)).size;
+    }, true);
   }
 
   async ping(): Promise<void> {

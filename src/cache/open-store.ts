@@ -12,5 +12,8 @@ import { StoreTier } from './store-tier.js';
  */
 export async function openStore(config: Config, metrics: Metrics): Promise<StoreTier> {
   const store = config.S3_ENDPOINT ? new S3Store(s3SettingsFrom(config)) : await DiskStore.open(config.DATA_DIR);
-  return new StoreTier(store, { prefix: config.S3_PREFIX, metrics });
+  const tier = new StoreTier(store, { prefix: config.S3_PREFIX, metrics });
+  // Set here, not by every StoreTier: the disk tier is one too, and is not "the store".
+  metrics.sources.store = () => ({ name: tier.name, available: tier.available });
+  return tier;
 }

@@ -30,7 +30,6 @@ export class StoreTier {
     this.name = store.kind;
     this.keys = new ObjectKeys(options.prefix);
     this.#metrics = options.metrics;
-    options.metrics.sources.store = () => ({ name: this.name, available: this.available });
   }
 
   /** False while a recent failure keeps the store out of the request path. */

@@ -24,6 +24,19 @@ export async function* bodyOf(...parts: Buffer[]): AsyncGenerator<Buffer> {
   for (const part of parts) if (part.length) yield part;
 }
 
+/** The bytes of `source` after its first `count` (a read that resumes where another tier stopped). */
+export async function* skipBytes(source: AsyncIterable<Buffer>, count: number): AsyncGenerator<Buffer> {
+  let skip = count;
+  for await (const chunk of source) {
+    if (skip >= chunk.length) {
+      skip -= chunk.length;
+      continue;
+    }
+    yield skip ? chunk.subarray(skip) : chunk;
+    skip = 0;
+  }
+}
+
 export interface Boundary {
   <T>(what: string, run: () => Promise<T>, missIsOk: true): Promise<T | undefined>;
   <T>(what: string, run: () => Promise<T>, missIsOk?: false): Promise<T>;

@@ -12,9 +12,11 @@ import type { VideoId } from '../origin/video-id.js';
 import type { VideoRef, VideoRequest } from './keys.js';
 import { planHead } from './head.js';
 import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, sliceBounds, withPersisted, type Manifest } from './manifest.js';
+import type { DiskTier } from './disk-tier.js';
 import type { MemoryTier } from './memory-tier.js';
 import type { StoreTier } from './store-tier.js';
 import { SliceFlight } from './slice-flight.js';
+import { skipBytes } from './store-util.js';
 
 export type CacheStatus = 'HIT' | 'HIT-DISK' | 'HIT-S3' | 'MISS';
 
@@ -37,7 +39,7 @@ const RANK: Record<TierName, number> = { memory: 0, disk: 1, s3: 1, origin: 2 };
 const PREFETCH_PARALLEL = 2;
 
 /**
- * The read-through cache: memory → store (disk or S3) → origin, slice by slice. One fetch per
+ * The read-through cache: memory → disk tier (DISK_CACHE_DIR, when set) → store (disk or S3) → origin, slice by slice. One fetch per
  * slice per process (readers join it), one slice of read-ahead, head slices
  * persisted to the store in the background through a bounded upload queue.
  */
@@ -45,6 +47,7 @@ export class TieredCache {
   readonly #config: Config;
   readonly #memory: MemoryTier;
   readonly #store: StoreTier;
+  readonly #disk: DiskTier | undefined;
   readonly #resolver: Resolver;
   readonly #fetcher: OriginFetcher;
   readonly #metrics: Metrics;
@@ -61,10 +64,11 @@ export class TieredCache {
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
   #closing = false;
 
-  constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
+  constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; disk?: DiskTier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
     this.#config = options.config;
     this.#memory = options.memory;
     this.#store = options.store;
+    this.#disk = options.disk;
     this.#resolver = options.resolver;
     this.#fetcher = options.fetcher;
     this.#metrics = options.metrics;
@@ -103,11 +107,18 @@ export class TieredCache {
   }
 
   async #loadManifest(video: VideoRequest): Promise<{ manifest: Manifest; tier: TierName }> {
+    // The disk first: with S3 down or frozen, what this node holds is served without waiting on it.
+    const onDisk = await this.#disk?.getManifest(video, this.#config.SLICE_BYTES);
+    if (onDisk && !this.#invalidated.has(versionKey(onDisk))) {
+      this.#memory.putManifest(onDisk);
+      return { manifest: onDisk, tier: 'disk' };
+    }
     if (this.#store.available) {
       try {
         const stored = await this.#store.getManifest(video, this.#config.SLICE_BYTES);
         if (stored && !this.#invalidated.has(versionKey(stored))) {
           this.#memory.putManifest(stored);
+          this.#disk?.writeManifest(stored);
           return { manifest: stored, tier: this.#store.name };
         }
       } catch (error) {
@@ -139,6 +150,7 @@ export class TieredCache {
     });
     flight.etag = manifest.etag;
     this.#memory.putManifest(manifest);
+    this.#disk?.writeManifest(manifest);
     return manifest;
   }
 
@@ -165,8 +177,8 @@ export class TieredCache {
 
   /**
    * The one decision of where slice `index` comes from: memory, a fetch already
-   * running (joined), the store when the manifest lists the slice and the store
-   * is up, else the origin. `touch` refreshes the memory entry's recency (a read,
+   * running (joined), the disk tier when it holds the slice, the store when the
+   * manifest lists the slice and the store is up, else the origin. `touch` refreshes the memory entry's recency (a read,
    * not a plan).
    */
   #locate(manifest: Manifest, index: number, touch: boolean): SliceSource {
@@ -174,7 +186,12 @@ export class TieredCache {
     if (bytes) return { tier: 'memory', bytes };
     const flight = this.#flights.get(`${videoKey(manifest)}/${index}`);
     if (flight && flight.state === 'running' && !flight.aborted && (flight.etag === undefined || flight.etag === manifest.etag)) return { tier: flight.tier, flight };
-    return { tier: this.#isPersisted(manifest, index) && this.#store.available ? this.#store.name : 'origin' };
+    if (this.#disk?.has(manifest, index)) return { tier: 'disk' };
+    return { tier: this.#inStore(manifest, index) ? this.#store.name : 'origin' };
+  }
+
+  #inStore(manifest: Manifest, index: number): boolean {
+    return this.#isPersisted(manifest, index) && this.#store.available;
   }
 
   #open(video: VideoRequest, manifest: Manifest, index: number): SliceHandle {
@@ -195,9 +212,9 @@ export class TieredCache {
   }
 
   /**
-   * Fills a flight from where `#locate` said (its `tier`): the store, and when
-   * the store fails, misses or holds a corrupt chunk, the origin from the byte
-   * the store reached (every byte pushed was checked). `manifest` is undefined
+   * Fills a flight from where `#locate` said (its `tier`): the disk tier, the
+   * store, and when one fails, misses or holds a corrupt chunk, the next from
+   * the byte the last reached (every byte pushed was checked). `manifest` is undefined
    * for a new video's first slice, whose facts go to `onFacts`.
    */
   async #runFlight(video: VideoRequest, manifest: Manifest | undefined, index: number, flight: SliceFlight, onFacts?: (facts: OriginFacts) => void): Promise<void> {
@@ -206,11 +223,15 @@ export class TieredCache {
     const signal = flight.controller.signal;
     const push = (chunk: Buffer) => flight.push(chunk);
     try {
+      if (manifest && flight.tier === 'disk') {
+        if (await this.#disk!.fill(manifest, index, push, signal)) return flight.finish();
+        flight.tier = this.#inStore(manifest, index) ? this.#store.name : 'origin';
+      }
       if (manifest && flight.tier !== 'origin') {
         try {
           const slice = await this.#store.openSlice(manifest, index, signal);
           if (slice) {
-            for await (const chunk of slice) push(chunk);
+            for await (const chunk of skipBytes(slice, flight.received)) push(chunk);
             return flight.finish();
           }
           // Listed but gone (pruned, or replaced by another version): stop claiming it until it is uploaded again.
@@ -275,6 +296,7 @@ export class TieredCache {
       }
     }
     this.#memory.putSlice(current, index, flight.bytes);
+    if (flight.tier !== 'disk') this.#disk?.writeSlice(current, index, flight.bytes);
     if (index === 0 && current.head === undefined && this.#config.PERSIST === 'head') this.#planHead(video, current, flight.bytes);
     if (flight.tier === 'origin' && isHeadSlice(current, index)) this.#persist(current, index, flight.bytes);
   }
@@ -351,6 +373,7 @@ export class TieredCache {
         const updated = withPersisted(inMemory ?? batch.manifest, indexes);
         batch.manifest = updated;
         this.#memory.putManifest(updated);
+        this.#disk?.writeManifest(updated);
         await this.#store.putManifest(updated);
       }
     } finally {
@@ -436,6 +459,7 @@ export class TieredCache {
   async invalidate(video: VideoRef, etag: string | undefined): Promise<void> {
     if (etag) this.#invalidated.set(versionKey({ ...video, etag }), true);
     this.#memory.deleteVideo(video);
+    await this.#disk?.dropManifest(video);
     try {
       await this.#store.deleteKeys([this.#store.keys.manifest(video)]);
     } catch (error) {
@@ -446,7 +470,7 @@ export class TieredCache {
   /** Waits for head plans, access-time writes and background uploads (shutdown, tests). */
   async idle(): Promise<void> {
     await Promise.all([...this.#headPlans.values(), ...this.#touches]);
-    await this.#uploads.idle();
+    await Promise.all([this.#uploads.idle(), this.#disk?.idle()]);
   }
 
   /**

@@ -174,7 +174,7 @@ const ratio = (part: number, whole: number) => (whole > 0 ? Math.round((part / w
 
 /** `GET /admin/stats`: what this process has served and holds, from the same counters /metrics exposes. */
 async function stats(service: AppServices) {
-  const { metrics, memory, cache, resolver, config } = service;
+  const { metrics, memory, disk, cache, resolver, config } = service;
   const [requests, bytes, slices, origin, uploads, storeOperations, pruneRuns] = await Promise.all([
     byLabel(metrics.requests, 'status'),
     byLabel(metrics.bytesServed, 'tier'),
@@ -196,8 +196,18 @@ async function stats(service: AppServices) {
   const usage = process.memoryUsage();
   return {
     requests: { ...requests, total: requestCount, hitRatio: ratio((requests.HIT ?? 0) + (requests['HIT-DISK'] ?? 0) + (requests['HIT-S3'] ?? 0), requestCount) },
-    tiers: { memory: tier('memory'), [service.store.name]: tier(service.store.name), origin: tier('origin') },
+    tiers: { memory: tier('memory'), ...(disk && { disk: tier('disk') }), [service.store.name]: tier(service.store.name), origin: tier('origin') },
     memory: { bytes: memory.bytes, entries: memory.entries, maxBytes: config.MEMORY_CACHE_BYTES, evictions: await total(metrics.memoryEvictions) },
+    ...(disk && {
+      disk: {
+        directory: disk.location,
+        bytes: disk.bytes,
+        entries: disk.entries,
+        maxBytes: disk.budget,
+        evictions: await total(metrics.diskEvictions),
+        writes: { queued: disk.queued, dropped: await total(metrics.diskWritesDropped), ...(await byLabel(metrics.diskWrites, 'outcome')) },
+      },
+    }),
     uploads: { queued: cache.uploadsQueued, running: cache.uploadsRunning, dropped: await total(metrics.uploadsDropped), ...uploads },
     inFlight: { sliceFetches: cache.inFlight, ytdlpRuns: resolver.running, joins: await total(metrics.flightJoins) },
     origin: { requests: origin, bytes: await total(metrics.originBytes) },

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { DiskTier } from '../cache/disk-tier.js';
 import type { MemoryTier } from '../cache/memory-tier.js';
 import type { StoreTier } from '../cache/store-tier.js';
 import type { TieredCache } from '../cache/tiered-cache.js';
@@ -19,6 +20,7 @@ export interface AppServices {
   readonly metrics: Metrics;
   readonly memory: MemoryTier;
   readonly store: StoreTier;
+  readonly disk: DiskTier | undefined;
   readonly cache: TieredCache;
   readonly resolver: Resolver;
   readonly pruner: Pruner;
