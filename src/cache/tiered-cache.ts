@@ -223,8 +223,9 @@ export class TieredCache {
     const signal = flight.controller.signal;
     const push = (chunk: Buffer) => flight.push(chunk);
     try {
-      if (manifest && flight.tier === 'disk') {
-        if (await this.#disk!.fill(manifest, index, push, signal)) return flight.finish();
+      // 'disk' is the disk tier when there is one; without one (no S3) the store is the disk store.
+      if (manifest && flight.tier === 'disk' && this.#disk) {
+        if (await this.#disk.fill(manifest, index, push, signal)) return flight.finish();
         flight.tier = this.#inStore(manifest, index) ? this.#store.name : 'origin';
       }
       if (manifest && flight.tier !== 'origin') {

@@ -4,7 +4,7 @@
  * budget never exceeded by more than one slice, and a damaged file never served.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -14,6 +14,7 @@ import { createManifest, type Manifest } from '../../src/cache/manifest.js';
 import { loadConfig } from '../../src/config.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
 import type { VideoId } from '../../src/origin/video-id.js';
+import { bytesUnder } from '../helpers/disk-usage.js';
 import { sha256 } from '../helpers/harness.js';
 
 const SLICE = 64 * 1024;
@@ -50,16 +51,6 @@ async function read(tier: DiskTier, manifest: Manifest, index: number): Promise<
 async function write(tier: DiskTier, manifest: Manifest, index: number): Promise<void> {
   tier.writeSlice(manifest, index, bytesOf(manifest, index));
   await tier.idle();
-}
-
-/** Every byte under the directory (objects and temporary files), measured apart from the tier's own index. */
-async function bytesUnder(dir: string): Promise<number> {
-  let total = 0;
-  for (const name of await readdir(dir, { recursive: true })) {
-    const info = await stat(join(dir, name)).catch(() => undefined);
-    if (info?.isFile()) total += info.size;
-  }
-  return total;
 }
 
 const held = (tier: DiskTier, manifest: Manifest, indexes: number[]) => indexes.filter((index) => tier.has(manifest, index));
@@ -176,6 +167,12 @@ test('a flipped byte in a disk file is never pushed: the read stops at the bad c
   t.true(again.ok);
   t.is(sha256(again.bytes), sha256(original), 'rewritten, it reads back exact');
   await tier.close();
+});
+
+test('DISK_CACHE_DIR without S3 is a start-up error naming it', (t) => {
+  const error = t.throws(() => loadConfig({ S3_ENDPOINT: '', DISK_CACHE_DIR: '/tmp/x' }));
+  t.regex(error.message, /DISK_CACHE_DIR/);
+  t.regex(error.message, /S3_ENDPOINT/);
 });
 
 test('a slice of another version is a miss, and is dropped', async (t) => {
