@@ -9,7 +9,8 @@
  *   BENCH_SAMPLES, BENCH_COLD_SAMPLES                    TTFB samples (S3 hit) and cold videos per system
  *   BENCH_FANOUT_CLIENTS, BENCH_MEMORY_CLIENTS, BENCH_MEMORY_VIDEOS, BENCH_MEMORY_DURATION (s)
  *   BENCH_MANY_BUDGET        MEMORY_CACHE_BYTES of "many videos" (e.g. 64MiB; the working set is twice it)
- *   BENCH_ONLY=1,5           run only these scenarios
+ *   BENCH_DISK_MEMORY        MEMORY_CACHE_BYTES of "disk tier" (default 32MiB; the working set is ten times it; needs S3_ENDPOINT)
+ *   BENCH_ONLY=1,5           run only these scenarios (results then go to {date}-only-1-5.json and .md)
  *   BENCH_PRUNE_VIDEOS       video counts of the prune scenario (default 20000,100000; `npm run bench:prune` runs it alone)
  *   BENCH_PIN=0              do not pin the systems and the bench to separate CPUs
  *   BENCH_CPU_PROFILE=1      tubecache processes write V8 CPU profiles (kept with BENCH_KEEP)
@@ -32,6 +33,7 @@ import { startBackend } from './backend.js';
 import { type Bench, type BenchOptions, type Scenario, type ScenarioReport } from './context.js';
 import { describeMachine, markdown } from './report.js';
 import { coldMissScenario } from './scenarios/cold-miss.js';
+import { diskTierScenario } from './scenarios/disk-tier.js';
 import { fanoutScenario } from './scenarios/fanout.js';
 import { manyVideosScenario } from './scenarios/many-videos.js';
 import { pruneScenario, pruneSizes } from './scenarios/prune.js';
@@ -92,6 +94,7 @@ function scenarios(options: BenchOptions): Scenario[] {
     seekLeaveScenario(options.repeats),
     manyVideosScenario(options.manyBudget),
     pruneScenario(pruneSizes(env.BENCH_PRUNE_VIDEOS)),
+    diskTierScenario(parseSize(env.BENCH_DISK_MEMORY ?? '32MiB')),
   ];
 }
 
@@ -171,7 +174,8 @@ async function main(): Promise<void> {
     }
     await store.store.close();
 
-    const date = new Date().toISOString().slice(0, 10) + (options.quick ? '-quick' : '');
+    // A partial run does not overwrite the day's full results.
+    const date = new Date().toISOString().slice(0, 10) + (options.quick ? '-quick' : '') + (options.only.size ? `-only-${[...options.only].join('-')}` : '');
     const elapsedS = (performance.now() - started) / 1000;
     const table = markdown({ date, machine, options, reports, failures, elapsedS });
     const out = fileURLToPath(new URL('./results/', import.meta.url));

@@ -1,0 +1,142 @@
+/**
+ * Scenario 10: a working set ten times the memory budget, every slice in S3
+ * (PERSIST=full), clients picking videos uniformly at random; the same load on
+ * a node with a disk tier (DISK_CACHE_DIR, its budget above the working set)
+ * and on one without. Reported: bytes by tier and S3 GETs per GB served.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { VideoId } from '../../src/origin/video-id.js';
+import { alternate, fmt, mb, MiB, type Scenario } from '../context.js';
+import { runLoad } from '../load.js';
+import { probe } from '../probe.js';
+import { median } from '../stats.js';
+import type { System } from '../systems/process.js';
+import { newVideoId, sha256, VIDEO_KINDS, videoBytes } from '../videos.js';
+import { scrape } from './metrics.js';
+import { waitForPersisted } from './persisted.js';
+
+const TIERS = ['memory', 'disk', 's3', 'origin'] as const;
+type Tier = (typeof TIERS)[number];
+const WARM_PARALLEL = 4;
+const CONNECTIONS = 16;
+
+interface Run {
+  bytes: Record<Tier, number>;
+  /** GetObject requests to S3 (slices and manifests). */
+  s3Gets: number;
+  requestsPerSecond: number;
+  errors: number;
+}
+
+export function diskTierScenario(memoryBudget: number | undefined): Scenario {
+  if (!memoryBudget) throw new Error('BENCH_DISK_MEMORY must be a size such as 32MiB');
+  const size = VIDEO_KINDS.short.size;
+  const ids = Array.from({ length: Math.ceil((10 * memoryBudget) / size) }, () => newVideoId('disk'));
+  const workingSet = ids.length * size;
+  const diskBudget = 2 ** Math.ceil(Math.log2(2 * workingSet));
+  const scenario: Scenario = {
+    id: '10',
+    title: `Disk tier: ${ids.length} videos (${mb(workingSet)}, 10× the ${mb(memoryBudget)} memory budget), every slice in S3, with DISK_CACHE_BYTES=${diskBudget / MiB}MiB and without a disk tier`,
+    videos: ids.map((id) => ({ id, kind: 'short' as const })),
+    async run(bench) {
+      const base = { MEMORY_CACHE_BYTES: String(memoryBudget), PERSIST: 'full' };
+      if (!bench.tubecacheEnv.S3_ENDPOINT) {
+        return { id: scenario.id, title: scenario.title, target: 'needs S3', rows: [], verdict: { met: undefined, measured: 'not run: the disk tier needs S3_ENDPOINT' }, notes: [], raw: {} };
+      }
+      const dir = mkdtempSync(join(tmpdir(), 'tubecache-bench-disk-tier-'));
+      const started: System[] = [];
+      try {
+        const plain = await bench.startTubecache('tubecache-no-disk', base);
+        started.push(plain);
+        // From the origin into S3, every slice, through the node without a disk tier.
+        await warm(plain, ids);
+        for (const id of ids) await waitForPersisted(bench, { id: id as VideoId, ...bench.format }, Math.ceil(size / bench.config.SLICE_BYTES));
+        const disk = await bench.startTubecache('tubecache-disk', { ...base, DISK_CACHE_DIR: dir, DISK_CACHE_BYTES: String(diskBudget) });
+        started.push(disk);
+        // From S3 onto its disk.
+        await warm(disk, ids);
+        const warmed = await settleDisk(disk);
+        bench.log(`  disk tier after warming: ${mb(warmed.get('tubecache_disk_cache_bytes') ?? 0)}, ${warmed.get('tubecache_disk_cache_writes_dropped_total') ?? 0} writes dropped`);
+
+        const runs = await alternate([disk, plain], bench.options.runs, async (system) => {
+          const before = await scrape(system.url);
+          const load = await runLoad({ url: system.url, connections: CONNECTIONS, durationMs: bench.options.durationMs, next: () => ({ path: `/proxy/${ids[Math.floor(Math.random() * ids.length)]}` }) });
+          const after = await scrape(system.url);
+          const run = measure(before, after, load);
+          bench.log(`  ${system === disk ? 'with' : 'without'} disk tier: ${fmt(run.requestsPerSecond)} req/s; ${TIERS.map((tier) => `${tier} ${fmt(share(run, tier) * 100)}%`).join(', ')}; ${fmt(getsPerGB(run))} S3 GETs/GB`);
+          return run;
+        });
+        const withDisk = runs.get(disk)!;
+        const without = runs.get(plain)!;
+        const med = (list: Run[], pick: (run: Run) => number) => fmt(median(list.map(pick)));
+        const row = (metric: string, pick: (run: Run) => number) => ({ metric, values: { tubecache: med(withDisk, pick), baseline: med(without, pick) } });
+        const gets = { with: median(withDisk.map(getsPerGB)), without: median(without.map(getsPerGB)) };
+        const originShare = Math.max(...[...withDisk, ...without].map((run) => share(run, 'origin')));
+        const end = await scrape(disk.url);
+        return {
+          id: scenario.id,
+          title: scenario.title,
+          target: 'with the disk tier: S3 GETs per GB served ≤ 1/10 of without, origin 0%',
+          baseline: 'the same load on a node without a disk tier (same memory budget, same S3)',
+          rows: [
+            row('req/s', (run) => run.requestsPerSecond),
+            ...TIERS.map((tier) => row(`bytes from ${tier} %`, (run) => share(run, tier) * 100)),
+            ...TIERS.map((tier) => row(`GB from ${tier}`, (run) => run.bytes[tier] / 1e9)),
+            row('S3 GETs per GB served', getsPerGB),
+          ],
+          verdict: { met: gets.with <= gets.without / 10 && originShare < 0.001, measured: `${fmt(gets.with)} vs ${fmt(gets.without)} S3 GETs/GB; origin at most ${fmt(originShare * 100)}%` },
+          notes: [
+            `tubecache only (nginx and Varnish have no S3 tier here); ${CONNECTIONS} connections, whole-video requests uniform over the videos; medians of ${withDisk.length} runs each, alternating; the disk tier on ${dir.split('/').slice(0, 2).join('/')} (an ext4 virtual disk, not tmpfs)`,
+            `disk tier at the end: ${mb(end.get('tubecache_disk_cache_bytes') ?? 0)} in ${end.get('tubecache_disk_cache_entries') ?? 0} files, ${end.get('tubecache_disk_cache_evictions_total') ?? 0} evictions, ${end.get('tubecache_disk_cache_writes_dropped_total') ?? 0} writes dropped (queue full)`,
+          ],
+          raw: { memoryBudget, diskBudget, videos: ids.length, workingSet, withDisk, without },
+        };
+      } finally {
+        for (const system of started) await system.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+  return scenario;
+}
+
+/** Reads every video once, whole, checking its bytes. */
+async function warm(system: System, ids: string[]): Promise<void> {
+  const expected = sha256(videoBytes('short'));
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: WARM_PARALLEL }, async () => {
+      while (next < ids.length) {
+        const id = ids[next++]!;
+        const reply = await probe(`${system.url}/proxy/${id}`, { hash: true });
+        if (reply.sha256 !== expected) throw new Error(`${system.url}: wrong bytes for ${id}`);
+      }
+    }),
+  );
+}
+
+/** Waits until the disk tier's write queue is empty and its byte count stops moving. */
+async function settleDisk(system: System): Promise<Map<string, number>> {
+  let last = -1;
+  for (;;) {
+    const now = await scrape(system.url);
+    const bytes = now.get('tubecache_disk_cache_bytes') ?? 0;
+    if ((now.get('tubecache_disk_cache_queue_length') ?? 0) === 0 && bytes === last) return now;
+    last = bytes;
+    await sleep(500);
+  }
+}
+
+function measure(before: Map<string, number>, after: Map<string, number>, load: Awaited<ReturnType<typeof runLoad>>): Run {
+  const delta = (match: (key: string) => boolean) => [...after].filter(([key]) => match(key)).reduce((sum, [key, value]) => sum + value - (before.get(key) ?? 0), 0);
+  const bytes = Object.fromEntries(TIERS.map((tier) => [tier, delta((key) => key.startsWith('tubecache_served_bytes_total{') && key.includes(`tier="${tier}"`))])) as Record<Tier, number>;
+  const s3Gets = delta((key) => key.startsWith('tubecache_store_operations_total{store="s3",operation="get'));
+  return { bytes, s3Gets, requestsPerSecond: load.requestsPerSecond, errors: load.errors };
+}
+
+const total = (run: Run) => TIERS.reduce((sum, tier) => sum + run.bytes[tier], 0);
+const share = (run: Run, tier: Tier) => run.bytes[tier] / total(run);
+const getsPerGB = (run: Run) => run.s3Gets / (total(run) / 1e9);
