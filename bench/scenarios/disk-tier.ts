@@ -21,6 +21,7 @@ import { waitForPersisted } from './persisted.js';
 const TIERS = ['memory', 'disk', 's3', 'origin'] as const;
 type Tier = (typeof TIERS)[number];
 const WARM_PARALLEL = 4;
+const WARM_PASSES = 3;
 const CONNECTIONS = 16;
 
 interface Run {
@@ -56,10 +57,18 @@ export function diskTierScenario(memoryBudget: number | undefined): Scenario {
         for (const id of ids) await waitForPersisted(bench, { id: id as VideoId, ...bench.format }, Math.ceil(size / bench.config.SLICE_BYTES));
         const disk = await bench.startTubecache('tubecache-disk', { ...base, DISK_CACHE_DIR: dir, DISK_CACHE_BYTES: String(diskBudget) });
         started.push(disk);
-        // From S3 onto its disk.
-        await warm(disk, ids);
-        const warmed = await settleDisk(disk);
-        bench.log(`  disk tier after warming: ${mb(warmed.get('tubecache_disk_cache_bytes') ?? 0)}, ${warmed.get('tubecache_disk_cache_writes_dropped_total') ?? 0} writes dropped`);
+        // From S3 onto its disk; again while writes were dropped (queue full), so the runs start from a full disk tier.
+        let warmed = new Map<string, number>();
+        let warmPasses = 0;
+        for (let pass = 1; pass <= WARM_PASSES; pass++) {
+          const dropped = warmed.get('tubecache_disk_cache_writes_dropped_total') ?? 0;
+          await warm(disk, ids);
+          warmPasses = pass;
+          warmed = await settleDisk(disk);
+          const now = warmed.get('tubecache_disk_cache_writes_dropped_total') ?? 0;
+          bench.log(`  disk tier after warming pass ${pass}: ${mb(warmed.get('tubecache_disk_cache_bytes') ?? 0)}, ${now - dropped} writes dropped`);
+          if (now === dropped) break;
+        }
 
         const runs = await alternate([disk, plain], bench.options.runs, async (system) => {
           const before = await scrape(system.url);
@@ -89,7 +98,8 @@ export function diskTierScenario(memoryBudget: number | undefined): Scenario {
           ],
           verdict: { met: gets.with <= gets.without / 10 && originShare < 0.001, measured: `${fmt(gets.with)} vs ${fmt(gets.without)} S3 GETs/GB; origin at most ${fmt(originShare * 100)}%` },
           notes: [
-            `tubecache only (nginx and Varnish have no S3 tier here); ${CONNECTIONS} connections, whole-video requests uniform over the videos; medians of ${withDisk.length} runs each, alternating; the disk tier on ${dir.split('/').slice(0, 2).join('/')} (an ext4 virtual disk, not tmpfs)`,
+            `tubecache only (nginx and Varnish have no S3 tier here); ${CONNECTIONS} connections, whole-video requests uniform over the videos; medians of ${withDisk.length} runs each, alternating; the disk tier in ${tmpdir()}`,
+            `warming (reading every video through the node with a disk tier) took ${warmPasses} pass(es), ${warmed.get('tubecache_disk_cache_writes_dropped_total') ?? 0} disk writes dropped (queue full) in all`,
             `disk tier at the end: ${mb(end.get('tubecache_disk_cache_bytes') ?? 0)} in ${end.get('tubecache_disk_cache_entries') ?? 0} files, ${end.get('tubecache_disk_cache_evictions_total') ?? 0} evictions, ${end.get('tubecache_disk_cache_writes_dropped_total') ?? 0} writes dropped (queue full)`,
           ],
           raw: { memoryBudget, diskBudget, videos: ids.length, workingSet, withDisk, without },

@@ -36,18 +36,24 @@ export class DiskStore implements ObjectStore {
   readonly location: string;
   readonly #objects: string;
   readonly #tmp: string;
+  readonly #sync: boolean;
   /** ifMatch puts of one key, one after another. */
   readonly #locks = new Map<string, Promise<unknown>>();
 
-  private constructor(directory: string) {
+  private constructor(directory: string, sync: boolean) {
     this.location = resolve(directory);
+    this.#sync = sync;
     this.#objects = join(this.location, 'objects');
     this.#tmp = join(this.location, 'tmp');
   }
 
-  /** Creates the directories and removes temporary files a crashed process left. */
-  static async open(directory: string): Promise<DiskStore> {
-    const store = new DiskStore(directory);
+  /**
+   * Creates the directories and removes temporary files a crashed process left.
+   * `sync: false` skips the fsync before each rename: for a cache whose every
+   * read is checked (the disk tier), where a write torn by a power cut is a miss.
+   */
+  static async open(directory: string, options: { sync?: boolean } = {}): Promise<DiskStore> {
+    const store = new DiskStore(directory, options.sync ?? true);
     await translate(`open ${store.location}`, async () => {
       await mkdir(store.#objects, { recursive: true });
       await mkdir(store.#tmp, { recursive: true });
@@ -126,7 +132,7 @@ export class DiskStore implements ObjectStore {
             await file.write(chunk);
           }
           options.signal?.throwIfAborted();
-          await file.sync();
+          if (this.#sync) await file.sync();
         } finally {
           await file.close();
         }

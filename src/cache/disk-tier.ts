@@ -52,7 +52,8 @@ export class DiskTier {
   /** The disk tier DISK_CACHE_DIR names, its index rebuilt from the directory; undefined when it is not set. */
   static async open(config: Config, metrics: Metrics, logger: Logger): Promise<DiskTier | undefined> {
     if (!config.DISK_CACHE_DIR) return undefined;
-    const tier = new DiskTier(await DiskStore.open(config.DISK_CACHE_DIR), config, metrics, logger);
+    // No fsync: every read is checked against its digests, so a file a power cut tore is a miss, and writes keep up with reads.
+    const tier = new DiskTier(await DiskStore.open(config.DISK_CACHE_DIR, { sync: false }), config, metrics, logger);
     await tier.#rebuild();
     return tier;
   }
