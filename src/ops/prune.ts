@@ -80,59 +80,74 @@ interface Candidate {
 }
 
 /**
+ * Videos a byte budget may delete, held at once at most: with PRUNE_MAX_BYTES
+ * a scan keeps only this many least recently read (a heap), not every video in
+ * the bucket; when deleting all of them still leaves the bucket over budget,
+ * another scan picks the next ones.
+ */
+export const BUDGET_CANDIDATES = 100_000;
+
+/**
  * Deletes from the bucket every video not read within the TTL, then (with a
  * byte budget) the least recently read until the rest fits, and the remains
  * of videos that lost their manifest. Manifests go first (see deleteVideos).
+ * Memory holds the videos chosen and at most `candidateLimit` others, never the
+ * whole bucket.
  */
-export async function prune(store: StoreTier, options: PruneOptions, hooks: PruneHooks = {}): Promise<PruneSummary> {
+export async function prune(store: StoreTier, options: PruneOptions, hooks: PruneHooks = {}, candidateLimit = BUDGET_CANDIDATES): Promise<PruneSummary> {
   const started = Date.now();
   const { signal, onProgress } = hooks;
   try {
-    const videos: StoredVideo[] = [];
-    const cached: Candidate[] = [];
-    let foreign = { objects: 0, bytes: 0 };
-    await forEachVideo(
-      store,
-      {
-        concurrency: options.concurrency,
-        signal,
-        onObjects: (seen) => onProgress?.('scan', seen),
-        onForeign: (object) => (foreign = { objects: foreign.objects + 1, bytes: foreign.bytes + object.size }),
-      },
-      (video) => {
-        videos.push(video);
-        if (video.manifest) cached.push({ video, at: lastAccess(video).at });
-      },
-    );
-
     const cutoff = started - options.ttlMs;
-    const doomed = new Map<StoredVideo, { reason: PruneReason; at: number }>();
-    for (const { video, at } of cached) if (at < cutoff) doomed.set(video, { reason: 'ttl', at });
-    for (const video of videos) {
-      if (!video.manifest && video.newest < started - options.orphanGraceMs) doomed.set(video, { reason: 'orphan', at: video.newest });
-    }
-
-    if (options.maxBytes > 0) {
-      let total = foreign.bytes;
-      for (const video of videos) if (!doomed.has(video)) total += video.bytes;
-      const leastRecent = cached.filter(({ video }) => !doomed.has(video)).sort((a, b) => a.at - b.at);
-      for (const { video, at } of leastRecent) {
-        if (total <= options.maxBytes) break;
-        doomed.set(video, { reason: 'max-bytes', at });
-        total -= video.bytes;
+    const doomed = new Map<string, Candidate & { reason: PruneReason }>();
+    let scanned: Tally | undefined;
+    for (let round = 0; ; round++) {
+      const oldest = new OldestFirst(candidateLimit);
+      const tally = { videos: 0, objects: 0, bytes: 0 };
+      let kept = 0;
+      await forEachVideo(
+        store,
+        {
+          concurrency: options.concurrency,
+          signal,
+          onObjects: (seen) => round === 0 && onProgress?.('scan', seen),
+          onForeign: (object) => {
+            tally.objects++;
+            tally.bytes += object.size;
+            kept += object.size;
+          },
+        },
+        (video) => {
+          tally.objects += video.count;
+          tally.bytes += video.bytes;
+          if (video.manifest) tally.videos++;
+          if (doomed.has(keyOf(video))) return;
+          const at = lastAccess(video).at;
+          if (video.manifest && at < cutoff) return void doomed.set(keyOf(video), { video, at, reason: 'ttl' });
+          if (!video.manifest && video.newest < started - options.orphanGraceMs) return void doomed.set(keyOf(video), { video, at: video.newest, reason: 'orphan' });
+          kept += video.bytes;
+          if (video.manifest && options.maxBytes > 0) oldest.add({ video, at });
+        },
+      );
+      scanned ??= tally;
+      if (options.maxBytes <= 0) break;
+      for (const candidate of oldest.sorted()) {
+        if (kept <= options.maxBytes) break;
+        doomed.set(keyOf(candidate.video), { ...candidate, reason: 'max-bytes' });
+        kept -= candidate.video.bytes;
       }
+      // Every candidate went and the bucket is still over budget: the videos the heap let go come next.
+      if (kept <= options.maxBytes || !oldest.dropped) break;
     }
 
-    const chosen = [...doomed.keys()];
+    const chosen = [...doomed.values()].map(({ video }) => video);
     const chosenObjects = chosen.reduce((n, video) => n + video.count, 0);
     const result = options.dryRun
       ? { videos: chosen, objects: chosenObjects, bytes: chosen.reduce((n, video) => n + video.bytes, 0), failures: [] }
       : await deleteVideos(store, chosen, { concurrency: options.concurrency, signal, onDeleted: (n) => onProgress?.('delete', n, chosenObjects) });
 
     const gone = new Set(result.videos);
-    const countOf = (reason: PruneReason) => result.videos.filter((video) => doomed.get(video)?.reason === reason).length;
-    const scannedObjects = videos.reduce((n, v) => n + v.count, 0) + foreign.objects;
-    const scannedBytes = videos.reduce((n, v) => n + v.bytes, 0) + foreign.bytes;
+    const countOf = (reason: PruneReason) => result.videos.filter((video) => doomed.get(keyOf(video))?.reason === reason).length;
     const deletedVideos = countOf('ttl') + countOf('max-bytes');
     const summary: PruneSummary = {
       dryRun: options.dryRun,
@@ -140,14 +155,14 @@ export async function prune(store: StoreTier, options: PruneOptions, hooks: Prun
       maxBytes: options.maxBytes,
       startedAt: new Date(started).toISOString(),
       ms: Date.now() - started,
-      scanned: { videos: cached.length, objects: scannedObjects, bytes: scannedBytes },
+      scanned: scanned!,
       deleted: { videos: deletedVideos, objects: result.objects, bytes: result.bytes, expired: countOf('ttl'), overBudget: countOf('max-bytes'), orphans: countOf('orphan') },
-      kept: { videos: cached.length - deletedVideos, objects: scannedObjects - result.objects, bytes: scannedBytes - result.bytes },
+      kept: { videos: scanned!.videos - deletedVideos, objects: scanned!.objects - result.objects, bytes: scanned!.bytes - result.bytes },
       failures: result.failures,
       videos: chosen
         .filter((video) => gone.has(video))
         .map((video) => {
-          const { reason, at } = doomed.get(video)!;
+          const { reason, at } = doomed.get(keyOf(video))!;
           return { id: video.id, format: video.format, reason, lastAccess: new Date(at).toISOString(), objects: video.count, bytes: video.bytes };
         }),
     };
@@ -157,6 +172,53 @@ export async function prune(store: StoreTier, options: PruneOptions, hooks: Prun
   } catch (error) {
     hooks.metrics?.pruneRuns.inc({ outcome: signal?.aborted ? 'aborted' : 'failed' });
     throw error;
+  }
+}
+
+const keyOf = (video: StoredVideo) => `${video.id}/${video.format}`;
+
+/** The `limit` least recently read candidates seen: a binary heap with the most recent on top, so it is the one let go. */
+class OldestFirst {
+  readonly #heap: Candidate[] = [];
+  /** Whether a candidate was let go (there may be more to delete than this heap held). */
+  dropped = false;
+
+  constructor(readonly limit: number) {}
+
+  add(candidate: Candidate): void {
+    const heap = this.#heap;
+    if (heap.length >= this.limit) {
+      this.dropped = true;
+      if (candidate.at >= heap[0]!.at) return;
+      heap[0] = candidate;
+      this.#down(0);
+      return;
+    }
+    heap.push(candidate);
+    for (let i = heap.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent]!.at >= heap[i]!.at) break;
+      [heap[parent], heap[i]] = [heap[i]!, heap[parent]!];
+      i = parent;
+    }
+  }
+
+  #down(from: number): void {
+    const heap = this.#heap;
+    for (let i = from; ; ) {
+      const [left, right] = [2 * i + 1, 2 * i + 2];
+      let top = i;
+      if (left < heap.length && heap[left]!.at > heap[top]!.at) top = left;
+      if (right < heap.length && heap[right]!.at > heap[top]!.at) top = right;
+      if (top === i) return;
+      [heap[top], heap[i]] = [heap[i]!, heap[top]!];
+      i = top;
+    }
+  }
+
+  /** Least recently read first. */
+  sorted(): Candidate[] {
+    return [...this.#heap].sort((a, b) => a.at - b.at);
   }
 }
 
