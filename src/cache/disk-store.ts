@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { access, link, mkdir, open, opendir, readdir, rename, rm, rmdir, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
+import { LRUCache } from 'lru-cache';
 import { TubeError } from '../errors.js';
 import { checkConditions, errorBoundary } from './store-util.js';
 import { PAGE_MAX, clampRange, type ByteRange, type ListOptions, type ListPage, type ObjectBody, type ObjectHead, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
@@ -11,6 +12,22 @@ const HEADER_MAX = 64 * 1024;
 const READ_CHUNK = 64 * 1024;
 /** Files stat'ed at once when the directory is scanned. */
 const SCAN_BATCH = 256;
+/**
+ * A directory's sorted entries are kept this long for the next listing pages:
+ * this process's own puts and deletes drop them at once; another process's
+ * (the CLI beside `serve`) show after at most this long, as a key written
+ * during a listing may or may not appear in it.
+ */
+const LISTING_TTL_MS = 5_000;
+/** Directories whose sorted entries are kept at once. */
+const LISTINGS_MAX = 64;
+
+/** A directory entry as a listing orders it: its key part ("name", or "name/" for a directory) as bytes. */
+interface ListingEntry {
+  readonly name: string;
+  readonly directory: boolean;
+  readonly part: string;
+}
 /** Temporary files older than this at start-up were left by a process that died mid-put. */
 const STALE_TEMP_MS = 60 * 60_000;
 
@@ -39,6 +56,8 @@ export class DiskStore implements ObjectStore {
   readonly #sync: boolean;
   /** ifMatch puts of one key, one after another. */
   readonly #locks = new Map<string, Promise<unknown>>();
+  /** Sorted entries by directory path, so the pages of one listing do not each read and sort a large directory again. */
+  readonly #listings = new LRUCache<string, ListingEntry[]>({ max: LISTINGS_MAX, ttl: LISTING_TTL_MS });
 
   private constructor(directory: string, sync: boolean) {
     this.location = resolve(directory);
@@ -149,10 +168,13 @@ export class DiskStore implements ObjectStore {
     if (options.ifMatch !== undefined) checkConditions(key, (await this.head(key))?.etag, options);
     // Twice: a delete of the last object in a directory may remove it between mkdir and rename.
     for (let attempt = 0; ; attempt++) {
-      await translate(`put ${key}`, () => mkdir(dirname(path), { recursive: true }));
+      const created = await translate(`put ${key}`, () => mkdir(dirname(path), { recursive: true }));
+      // A new directory changes its parent's entries.
+      if (created) this.#listings.delete(dirname(created));
       try {
         if (options.ifNoneMatch === '*') await link(temp, path);
         else await rename(temp, path);
+        this.#listings.delete(dirname(path));
         break;
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
@@ -181,38 +203,61 @@ export class DiskStore implements ObjectStore {
     // The deepest directory the prefix names: "videos/ab" walks objects/videos.
     const base = options.prefix.slice(0, options.prefix.lastIndexOf('/') + 1);
     const walk = async (directory: string, keyPrefix: string): Promise<boolean> => {
-      const entries = await readdir(directory, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return [] as Dirent[];
-        throw storeError(`list ${options.prefix}`, error);
-      });
-      // Only what can hold keys under the prefix and past the cursor is sorted (a page of a large directory is then not a full sort).
-      const wanted = entries
-        .map((entry) => {
-          // S3 order: a directory's keys sort as "name/…", so "a-b" comes before "a/c".
-          const key = keyPrefix + entry.name + (entry.isDirectory() ? '/' : '');
-          return { entry, key, bytes: Buffer.from(key) };
-        })
-        .filter(({ entry, key, bytes }) => {
-          const past = afterBytes === undefined || Buffer.compare(bytes, afterBytes) > 0;
-          if (entry.isDirectory()) return (key.startsWith(options.prefix) || options.prefix.startsWith(key)) && (past || after!.startsWith(key));
-          return entry.isFile() && key.startsWith(options.prefix) && past;
-        })
-        .sort((a, b) => Buffer.compare(a.bytes, b.bytes));
-      for (const { entry, key } of wanted) {
-        if (entry.isDirectory()) {
-          if (!(await walk(join(directory, entry.name), key))) return false;
+      const entries = await this.#sortedEntries(directory, options.prefix);
+      // The first entry past the cursor (binary search: a page of a large directory is not a pass over it), or the directory that holds the cursor.
+      let from = 0;
+      if (afterBytes !== undefined) {
+        const past = (at: number) => Buffer.compare(Buffer.from(keyPrefix + entries[at]!.part), afterBytes) > 0;
+        let high = entries.length;
+        while (from < high) {
+          const middle = (from + high) >> 1;
+          if (past(middle)) high = middle;
+          else from = middle + 1;
+        }
+        if (from > 0 && entries[from - 1]!.directory && after!.startsWith(keyPrefix + entries[from - 1]!.part)) from--;
+      }
+      for (let at = from; at < entries.length; at++) {
+        const { name, directory: isDirectory, part } = entries[at]!;
+        const key = keyPrefix + part;
+        if (!key.startsWith(options.prefix)) {
+          // Keys under the prefix are one run in key order: past it, nothing more can match.
+          if (Buffer.compare(Buffer.from(key), Buffer.from(options.prefix)) > 0) break;
+          if (!(isDirectory && options.prefix.startsWith(key))) continue;
+        }
+        if (isDirectory) {
+          if (!(await walk(join(directory, name), key))) return false;
           continue;
         }
-        const info = await stat(join(directory, entry.name)).catch(() => undefined);
-        if (!info) continue; // deleted while listing
+        const info = await stat(join(directory, name)).catch(() => undefined);
+        if (!info?.isFile()) continue; // deleted while listing
         // One more than the page holds tells whether there is a next page.
         if (found.length === limit) return false;
-        found.push({ key, size: Math.max(0, info.size - (await headerLength(join(directory, entry.name)))), lastModified: Math.floor(info.mtimeMs) });
+        found.push({ key, size: Math.max(0, info.size - (await headerLength(join(directory, name)))), lastModified: Math.floor(info.mtimeMs) });
       }
       return true;
     };
     const complete = await walk(join(this.#objects, ...base.split('/').filter(Boolean)), base);
     return { objects: found, cursor: complete ? undefined : found.at(-1)?.key };
+  }
+
+  /** The directory's files and subdirectories in key order (S3's: a directory's keys sort as "name/…", so "a-b" before "a/c"). */
+  async #sortedEntries(directory: string, prefix: string): Promise<ListingEntry[]> {
+    const cached = this.#listings.get(directory);
+    if (cached) return cached;
+    const entries = await readdir(directory, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return [] as Dirent[];
+      throw storeError(`list ${prefix}`, error);
+    });
+    const sorted = entries
+      .filter((entry) => entry.isDirectory() || entry.isFile())
+      .map((entry) => {
+        const part = entry.name + (entry.isDirectory() ? '/' : '');
+        return { name: entry.name, directory: entry.isDirectory(), part, bytes: Buffer.from(part) };
+      })
+      .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
+      .map(({ name, directory: isDirectory, part }) => ({ name, directory: isDirectory, part }));
+    this.#listings.set(directory, sorted);
+    return sorted;
   }
 
   async delete(keys: readonly string[]): Promise<{ key: string; message: string }[]> {
@@ -223,6 +268,7 @@ export class DiskStore implements ObjectStore {
         await unlink(path).catch((error: NodeJS.ErrnoException) => {
           if (error.code !== 'ENOENT' && error.code !== 'ENOTDIR') throw error;
         });
+        this.#listings.delete(dirname(path));
         await this.#pruneDirectories(dirname(path));
       } catch (error) {
         failed.push({ key, message: (error as Error).message });
@@ -236,6 +282,7 @@ export class DiskStore implements ObjectStore {
     for (let dir = directory; dir.startsWith(this.#objects + '/'); dir = dirname(dir)) {
       try {
         await rmdir(dir);
+        this.#listings.delete(dirname(dir));
       } catch {
         return; // not empty (or already gone)
       }
