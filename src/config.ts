@@ -146,7 +146,7 @@ export const SETTINGS = {
   S3_IDLE_TIMEOUT: duration('2s', 'S3 idle timeout between body chunks; a slice read that stalls continues from the origin', 1),
   DATA_DIR: str('./data', 'the disk store (when S3_ENDPOINT is empty): objects under DATA_DIR/objects, written atomically'),
 
-  MEMORY_CACHE_BYTES: size('100MiB', 'byte budget of the in-memory LRU'),
+  MEMORY_CACHE_BYTES: size('100MiB', 'byte budget of every slice byte in the process: cached, being filled, held by readers, streamed through, waiting for upload (at least 2 × SLICE_BYTES)'),
   MEMORY_CACHE_TTL: duration('5m', 'time to live of an entry in memory'),
   SLICE_BYTES: size('1MiB', 'size of a cache slice', 64 * 1024),
   HEAD_SECONDS: int('30', 'seconds from the start of each video persisted to S3'),
@@ -209,6 +209,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const result = config as Config;
   if (result.SLICE_BYTES > 64 * 2 ** 20) throw new ConfigError('SLICE_BYTES', 'must be at most 64MiB (a slice is held in memory whole)');
+  // Less would leave no room to keep even a new video's first slice, and nothing for the chunks streamed past the cache.
+  if (result.MEMORY_CACHE_BYTES < 2 * result.SLICE_BYTES) throw new ConfigError('MEMORY_CACHE_BYTES', `must hold at least two slices (2 × SLICE_BYTES = ${2 * result.SLICE_BYTES} bytes)`);
   if (!result.YTDLP_URL_TEMPLATE.includes('{id}')) throw new ConfigError('YTDLP_URL_TEMPLATE', 'must contain {id}');
   return result;
 }

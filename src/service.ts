@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type Koa from 'koa';
 import { MemoryTier } from './cache/memory-tier.js';
+import { SliceBudget } from './cache/slice-budget.js';
 import { openStore } from './cache/open-store.js';
 import { S3Store } from './cache/s3-store.js';
 import type { StoreTier } from './cache/store-tier.js';
@@ -50,7 +51,7 @@ export class Service implements AppServices {
     this.config = config;
     this.logger = logger;
     this.metrics = metrics;
-    this.memory = new MemoryTier({ maxBytes: config.MEMORY_CACHE_BYTES, ttlMs: config.MEMORY_CACHE_TTL, metrics: this.metrics });
+    this.memory = new MemoryTier({ budget: new SliceBudget(config.MEMORY_CACHE_BYTES), ttlMs: config.MEMORY_CACHE_TTL, metrics: this.metrics });
     this.store = store;
     this.resolver = new Resolver({ config, metrics: this.metrics, logger });
     this.fetcher = new OriginFetcher({ config, resolver: this.resolver, metrics: this.metrics, logger });

@@ -1,0 +1,167 @@
+/**
+ * Pass-through chunks may use this share of the budget that kept slices may
+ * not (at most 4 MiB), so a stream-through reader always finds room for its
+ * next chunk while every kept slice is held.
+ */
+const PASS_THROUGH_SHARE = 8;
+const PASS_THROUGH_MAX = 4 * 2 ** 20;
+
+/**
+ * The bytes of one slice Buffer (or one pass-through chunk) charged to the
+ * budget. Every holder (a fill, the memory LRU, a reader, an upload) takes a
+ * hold; the bytes return to the budget when the last one lets go, so a Buffer
+ * shared by several holders is charged once.
+ */
+export class Charge {
+  #holders = 1;
+  #bytes: number;
+  readonly #free: (bytes: number) => void;
+  readonly #loosened: () => void;
+
+  constructor(bytes: number, free: (bytes: number) => void, loosened: () => void) {
+    this.#bytes = bytes;
+    this.#free = free;
+    this.#loosened = loosened;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+  get holders(): number {
+    return this.#holders;
+  }
+
+  hold(): this {
+    if (this.#holders === 0) throw new Error('a released charge cannot be held again');
+    this.#holders++;
+    return this;
+  }
+
+  release(): void {
+    if (this.#holders === 0) return;
+    if (--this.#holders === 0) this.#free(this.#bytes);
+    // One holder left may be the memory LRU alone: the bytes became reclaimable.
+    else this.#loosened();
+  }
+
+  /** A charge taken before the length was known (a new video's first slice) gives back what it does not need. */
+  shrink(bytes: number): void {
+    if (bytes >= this.#bytes || this.#holders === 0) return;
+    const spare = this.#bytes - bytes;
+    this.#bytes = bytes;
+    this.#free(spare);
+  }
+}
+
+interface Waiter {
+  readonly bytes: number;
+  readonly limit: number;
+  grant(charge: Charge): void;
+}
+
+/**
+ * MEMORY_CACHE_BYTES as one count of every slice byte alive in the process:
+ * cached, being filled, held by readers, passing through, waiting for upload.
+ * A charge that does not fit first asks `reclaim` (the memory tier) to drop
+ * cached slices nobody holds; what still does not fit is refused (the fill
+ * streams through instead) or waits for a release. `live` never exceeds `maxBytes`.
+ */
+export class SliceBudget {
+  readonly maxBytes: number;
+  /** The most kept slices may use; the rest is for pass-through chunks. */
+  readonly keepLimit: number;
+  #live = 0;
+  #serving = false;
+  #reclaim: (bytes: number) => void = () => {};
+  readonly #waiters: Waiter[] = [];
+
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes;
+    this.keepLimit = maxBytes - Math.min(PASS_THROUGH_MAX, Math.floor(maxBytes / PASS_THROUGH_SHARE));
+  }
+
+  get live(): number {
+    return this.#live;
+  }
+
+  /** Who frees unheld bytes on demand: called with the bytes missing, it releases what it can (oldest first). */
+  reclaimWith(reclaim: (bytes: number) => void): void {
+    this.#reclaim = reclaim;
+  }
+
+  /** A slice to keep: charged when it fits under `keepLimit` (after reclaiming), else undefined. */
+  tryCharge(bytes: number): Charge | undefined {
+    return this.#waiters.length === 0 && this.#fits(bytes, this.keepLimit) ? this.#take(bytes) : undefined;
+  }
+
+  /**
+   * Waits for room (first come, first served) until `signal` aborts: a
+   * pass-through chunk (`keep` false) may use the whole budget, a slice to keep
+   * only `keepLimit`. Bytes that could never fit are refused at once.
+   */
+  charge(bytes: number, signal: AbortSignal, keep = false): Promise<Charge> {
+    const limit = keep ? this.keepLimit : this.maxBytes;
+    if (bytes > limit) return Promise.reject(new RangeError(`${bytes} bytes can never fit a budget of ${limit}`));
+    if (signal.aborted) return Promise.reject(signal.reason);
+    if (this.#waiters.length === 0 && this.#fits(bytes, limit)) return Promise.resolve(this.#take(bytes));
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+        reject(signal.reason);
+      };
+      const waiter: Waiter = {
+        bytes,
+        limit,
+        grant: (charge) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(charge);
+        },
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  #fits(bytes: number, limit: number): boolean {
+    if (this.#live + bytes > limit) this.#reclaim(this.#live + bytes - limit);
+    return this.#live + bytes <= limit;
+  }
+
+  #take(bytes: number): Charge {
+    this.#live += bytes;
+    return new Charge(
+      bytes,
+      (freed) => this.#free(freed),
+      () => this.#serve(),
+    );
+  }
+
+  #free(bytes: number): void {
+    this.#live -= bytes;
+    this.#serve();
+  }
+
+  /** Grants waiters in order; one that does not fit yet does not hold back smaller ones behind it. Reclaims once per pass. */
+  #serve(): void {
+    if (this.#serving || this.#waiters.length === 0) return;
+    this.#serving = true;
+    try {
+      let reclaimed = false;
+      for (let at = 0; at < this.#waiters.length; ) {
+        const waiter = this.#waiters[at]!;
+        if (this.#live + waiter.bytes > waiter.limit && !reclaimed) {
+          reclaimed = true;
+          this.#reclaim(this.#live + waiter.bytes - waiter.limit);
+        }
+        if (this.#live + waiter.bytes > waiter.limit) {
+          at++;
+          continue;
+        }
+        this.#waiters.splice(at, 1);
+        waiter.grant(this.#take(waiter.bytes));
+      }
+    } finally {
+      this.#serving = false;
+    }
+  }
+}
