@@ -9,7 +9,8 @@
  *   BENCH_SAMPLES, BENCH_COLD_SAMPLES                    TTFB samples (S3 hit) and cold videos per system
  *   BENCH_FANOUT_CLIENTS, BENCH_MEMORY_CLIENTS, BENCH_MEMORY_VIDEOS, BENCH_MEMORY_DURATION (s)
  *   BENCH_MANY_BUDGET        MEMORY_CACHE_BYTES of "many videos" (e.g. 64MiB; the working set is twice it)
- *   BENCH_ONLY=1,5           run only these scenarios
+ *   BENCH_ONLY=1,5           run only these scenarios (BENCH_ONLY=6,10: the two memory-budget scenarios)
+ *   BENCH_LABEL=memory       results go to bench/results/<label>-<date>.json and .md instead of <date>.*
  *   BENCH_PRUNE_VIDEOS       video counts of the prune scenario (default 20000,100000; `npm run bench:prune` runs it alone)
  *   BENCH_PIN=0              do not pin the systems and the bench to separate CPUs
  *   BENCH_CPU_PROFILE=1      tubecache processes write V8 CPU profiles (kept with BENCH_KEEP)
@@ -35,7 +36,7 @@ import { coldMissScenario } from './scenarios/cold-miss.js';
 import { fanoutScenario } from './scenarios/fanout.js';
 import { manyVideosScenario } from './scenarios/many-videos.js';
 import { pruneScenario, pruneSizes } from './scenarios/prune.js';
-import { memoryBoundScenario } from './scenarios/memory-bound.js';
+import { memoryBoundScenario, slowReadersScenario } from './scenarios/memory-bound.js';
 import { memoryHitScenarios } from './scenarios/memory-hit.js';
 import { s3HitScenario } from './scenarios/s3-hit.js';
 import { seekLeaveScenario } from './scenarios/seek-leave.js';
@@ -92,6 +93,7 @@ function scenarios(options: BenchOptions): Scenario[] {
     seekLeaveScenario(options.repeats),
     manyVideosScenario(options.manyBudget),
     pruneScenario(pruneSizes(env.BENCH_PRUNE_VIDEOS)),
+    slowReadersScenario(options.memoryClients),
   ];
 }
 
@@ -172,14 +174,15 @@ async function main(): Promise<void> {
     await store.store.close();
 
     const date = new Date().toISOString().slice(0, 10) + (options.quick ? '-quick' : '');
+    const name = env.BENCH_LABEL ? `${env.BENCH_LABEL}-${date}` : date;
     const elapsedS = (performance.now() - started) / 1000;
     const table = markdown({ date, machine, options, reports, failures, elapsedS });
     const out = fileURLToPath(new URL('./results/', import.meta.url));
     mkdirSync(out, { recursive: true });
     const { only, ...serializable } = options;
-    writeFileSync(join(out, `${date}.json`), `${JSON.stringify({ date, machine, options: { ...serializable, only: [...only] }, elapsedS, reports, failures }, null, 2)}\n`);
-    writeFileSync(join(out, `${date}.md`), table);
-    process.stdout.write(`\n${table}\nwritten to bench/results/${date}.json and .md\n`);
+    writeFileSync(join(out, `${name}.json`), `${JSON.stringify({ date, machine, options: { ...serializable, only: [...only] }, elapsedS, reports, failures }, null, 2)}\n`);
+    writeFileSync(join(out, `${name}.md`), table);
+    process.stdout.write(`\n${table}\nwritten to bench/results/${name}.json and .md\n`);
     if (failures.length) process.exitCode = 1;
   } finally {
     for (const system of [...running].reverse()) await system.stop().catch((error: Error) => log(`stopping ${system.name}: ${error.message}`));
