@@ -74,7 +74,13 @@ function memoryLoadScenario(load: MemoryLoad): Scenario {
         });
         clearInterval(poll);
         clearInterval(inspect);
-        const after = await scrape(system.url);
+        // Runs still queued at the end of the window (YTDLP_CONCURRENCY at once) are waited for: each counts.
+        const misses = (metrics: Map<string, number>) => metrics.get('tubecache_resolve_cache_total{result="miss"}') ?? 0;
+        let after = await scrape(system.url);
+        for (let waited = 0; sum(after, 'tubecache_ytdlp_runs_total') < misses(after) && waited < 60; waited++) {
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          after = await scrape(system.url);
+        }
         const gauge = (name: string) => makeup?.get(name) ?? Number.NaN;
         const peak = Math.max(sampled, memoryOf(system.pid).peak);
         const limit = idle.rss + BUDGET + load.slack;
@@ -94,6 +100,7 @@ function memoryLoadScenario(load: MemoryLoad): Scenario {
             { metric: `limit MB (idle + budget + ${load.slack / MiB} MiB)`, values: { tubecache: fmt(limit / 1e6) } },
             { metric: `live slice bytes MB, max of ${live.length} scrapes`, values: { tubecache: fmt(liveMax / 1e6) } },
             { metric: 'yt-dlp runs', values: { tubecache: `${ytdlp} (${load.videos} videos)` } },
+            { metric: 'videos requested in the window (resolution misses)', values: { tubecache: fmt(misses(after) - misses(before)) } },
             { metric: 'slices streamed through (no room to keep)', values: { tubecache: fmt(sum(after, 'tubecache_slices_passed_through_total') - sum(before, 'tubecache_slices_passed_through_total')) } },
             { metric: 'at the fullest scrape: RSS / live slices / memory tier / Buffers / JS heap MB', values: { tubecache: ['process_resident_memory_bytes', 'tubecache_slice_bytes_live', 'tubecache_memory_cache_bytes', 'nodejs_external_memory_bytes', 'nodejs_heap_size_used_bytes'].map((name) => fmt(gauge(name) / 1e6)).join(' / ') } },
             { metric: 'MB/s to clients', values: { tubecache: fmt(result.bytesPerSecond / 1e6) } },

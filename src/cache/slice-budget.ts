@@ -1,10 +1,10 @@
 /**
  * Pass-through chunks may use this share of the budget that kept slices may
- * not (at most 4 MiB), so a stream-through reader always finds room for its
- * next chunk while every kept slice is held.
+ * not, so stream-through readers (one 16–64 KiB chunk each) find room for
+ * their next chunk while every kept slice is held: a quarter of 100 MiB is
+ * room for 400 readers.
  */
-const PASS_THROUGH_SHARE = 8;
-const PASS_THROUGH_MAX = 4 * 2 ** 20;
+const PASS_THROUGH_SHARE = 4;
 
 /**
  * The bytes of one slice Buffer (or one pass-through chunk) charged to the
@@ -77,7 +77,7 @@ export class SliceBudget {
 
   constructor(maxBytes: number) {
     this.maxBytes = maxBytes;
-    this.keepLimit = maxBytes - Math.min(PASS_THROUGH_MAX, Math.floor(maxBytes / PASS_THROUGH_SHARE));
+    this.keepLimit = maxBytes - Math.floor(maxBytes / PASS_THROUGH_SHARE);
   }
 
   get live(): number {

@@ -12,10 +12,13 @@ import { SliceFill } from './slice-fill.js';
 export class SliceStream extends SliceFill {
   readonly #budget: SliceBudget;
   #slot: { chunk: Buffer; offset: number; charge: Charge } | undefined;
+  #start: (() => void) | undefined;
 
-  constructor(length: number, tier: Exclude<TierName, 'memory'>, budget: SliceBudget) {
+  /** `start` begins the fill; it runs when the reader first reads, so a read-ahead stream holds no chunk while its reader is on the slice before. */
+  constructor(length: number, tier: Exclude<TierName, 'memory'>, budget: SliceBudget, start: () => void) {
     super(length, tier);
     this.#budget = budget;
+    this.#start = start;
   }
 
   /** Before the fill starts: a reader that starts mid-slice has the origin asked from there (a store read starts at 0, its digest covers the whole slice). */
@@ -43,12 +46,18 @@ export class SliceStream extends SliceFill {
   }
 
   release(): void {
-    if (--this.holders === 0 && this.state === 'running') this.controller.abort(new Error('no reader left'));
+    if (--this.holders > 0 || this.state !== 'running') return;
+    this.controller.abort(new Error('no reader left'));
+    // Never started (the reader left before reaching it): nothing will end it but this.
+    if (this.#start) this.fail(this.controller.signal.reason);
   }
 
   /** Yields bytes [from, to] of the slice as they pass; each chunk's charge ends when the reader asks for the next. */
   async *read(from: number, to: number, signal: AbortSignal): AsyncGenerator<Buffer> {
     let next = from;
+    const start = this.#start;
+    this.#start = undefined;
+    start?.();
     try {
       while (next <= to) {
         const slot = this.#slot;

@@ -194,12 +194,13 @@ export class TieredCache {
     const kept = await this.#acquire(video, manifest, index);
     if (kept) return kept;
     const source = this.#locate(manifest, index, false);
-    const stream = new SliceStream(sliceBounds(manifest, index).length, source.tier === 'memory' ? 'origin' : source.tier, this.#memory.budget);
+    const stream: SliceStream = new SliceStream(sliceBounds(manifest, index).length, source.tier === 'memory' ? 'origin' : source.tier, this.#memory.budget, () => {
+      this.#metrics.slicesPassedThrough.inc();
+      void this.#runFlight(video, manifest, index, stream);
+    });
     stream.etag = manifest.etag;
     stream.skipTo(from);
     stream.hold();
-    this.#metrics.slicesPassedThrough.inc();
-    void this.#runFlight(video, manifest, index, stream);
     return { flight: stream };
   }
 

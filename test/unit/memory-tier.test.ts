@@ -18,7 +18,7 @@ function keep(memory: MemoryTier, at: Manifest, index: number): boolean {
 
 test('a full budget drops the least recently used slices nobody holds, and counts them', async (t) => {
   const metrics = createMetrics();
-  // 4 KiB: 3.5 KiB for kept slices, the rest for chunks streamed through.
+  // 4 KiB: 3 KiB for kept slices, the rest for chunks streamed through.
   const memory = new MemoryTier({ budget: new SliceBudget(4 * 1024), ttlMs: 60_000, metrics });
   for (const index of [0, 1, 2]) t.true(keep(memory, manifest, index));
   memory.getSlice(manifest, 0); // 0 is now the most recent; 1 the least
