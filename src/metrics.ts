@@ -13,7 +13,7 @@ export function createMetrics() {
   const registers = [registry];
   /** Filled in by the parts that own the numbers; read when /metrics is scraped. */
   const sources: {
-    memory?: () => { bytes: number; entries: number; budget: number; live: number };
+    memory?: () => { bytes: number; entries: number; budget: number; live: number; pooled: number };
     uploadQueue?: () => number;
     store?: () => { name: string; available: boolean };
   } = {};
@@ -80,6 +80,14 @@ export function createMetrics() {
       registers,
       collect() {
         this.set(sources.memory?.().live ?? 0);
+      },
+    }),
+    sliceBytesPooled: new Gauge({
+      name: 'tubecache_slice_bytes_pooled',
+      help: 'The part of tubecache_slice_bytes_live that is released slice Buffers kept for reuse',
+      registers,
+      collect() {
+        this.set(sources.memory?.().pooled ?? 0);
       },
     }),
     slicesPassedThrough: new Counter({ name: 'tubecache_slices_passed_through_total', help: 'Slices streamed to one reader without being kept, because MEMORY_CACHE_BYTES had no room for them', registers }),

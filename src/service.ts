@@ -51,7 +51,7 @@ export class Service implements AppServices {
     this.config = config;
     this.logger = logger;
     this.metrics = metrics;
-    this.memory = new MemoryTier({ budget: new SliceBudget(config.MEMORY_CACHE_BYTES), ttlMs: config.MEMORY_CACHE_TTL, metrics: this.metrics });
+    this.memory = new MemoryTier({ budget: new SliceBudget(config.MEMORY_CACHE_BYTES, config.SLICE_BYTES), ttlMs: config.MEMORY_CACHE_TTL, metrics: this.metrics });
     this.store = store;
     this.resolver = new Resolver({ config, metrics: this.metrics, logger });
     this.fetcher = new OriginFetcher({ config, resolver: this.resolver, metrics: this.metrics, logger });

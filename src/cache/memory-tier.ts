@@ -40,7 +40,7 @@ export class MemoryTier {
       dispose: (slice) => slice.charge.release(),
     });
     budget.reclaimWith((bytes) => this.#reclaim(bytes));
-    metrics.sources.memory = () => ({ bytes: this.#slices.calculatedSize, entries: this.entries, budget: budget.maxBytes, live: budget.live });
+    metrics.sources.memory = () => ({ bytes: this.#slices.calculatedSize, entries: this.entries, budget: budget.maxBytes, live: budget.live, pooled: budget.pooled });
   }
 
   /** Bytes of the slices cached (some may be held elsewhere too). */

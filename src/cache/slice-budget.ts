@@ -5,6 +5,13 @@
  * room for 400 readers.
  */
 const PASS_THROUGH_SHARE = 4;
+/**
+ * Released slice Buffers kept for the next slice, at most this many. A Buffer
+ * let go lingers until V8 collects it (tens of MB under churn); reused, it
+ * costs nothing more. Pooled Buffers count as live and are the first to go
+ * when room is needed.
+ */
+const POOL_MAX = 16;
 
 /**
  * The bytes of one slice Buffer (or one pass-through chunk) charged to the
@@ -15,13 +22,25 @@ const PASS_THROUGH_SHARE = 4;
 export class Charge {
   #holders = 1;
   #bytes: number;
-  readonly #free: (bytes: number) => void;
+  /** A released slice Buffer this charge took over from the pool, until `allocate` uses it. */
+  #recycled: Buffer | undefined;
+  #buffer: Buffer | undefined;
+  readonly #free: (bytes: number, buffer?: Buffer) => void;
   readonly #loosened: () => void;
 
-  constructor(bytes: number, free: (bytes: number) => void, loosened: () => void) {
+  constructor(bytes: number, free: (bytes: number, buffer?: Buffer) => void, loosened: () => void, recycled?: Buffer) {
     this.#bytes = bytes;
     this.#free = free;
     this.#loosened = loosened;
+    this.#recycled = recycled;
+  }
+
+  /** The slice's Buffer (uninitialised): a pooled one when it has the length. Given back to the pool when the last holder lets go. */
+  allocate(length: number): Buffer {
+    const recycled = this.#recycled;
+    this.#recycled = undefined;
+    this.#buffer = recycled?.length === length ? recycled : Buffer.allocUnsafe(length);
+    return this.#buffer;
   }
 
   get bytes(): number {
@@ -39,7 +58,7 @@ export class Charge {
 
   release(): void {
     if (this.#holders === 0) return;
-    if (--this.#holders === 0) this.#free(this.#bytes);
+    if (--this.#holders === 0) this.#free(this.#bytes, this.#buffer ?? this.#recycled);
     // One holder left may be the memory LRU alone: the bytes became reclaimable.
     else this.#loosened();
   }
@@ -72,16 +91,26 @@ export class SliceBudget {
   readonly keepLimit: number;
   #live = 0;
   #serving = false;
+  #reclaiming = false;
+  /** Released Buffers of `#poolSize` bytes, counted in `live`. */
+  readonly #pool: Buffer[] = [];
+  readonly #poolSize: number;
   #reclaim: (bytes: number) => void = () => {};
   readonly #waiters: Waiter[] = [];
 
-  constructor(maxBytes: number) {
+  /** `sliceBytes`: the size of the Buffers worth pooling (SLICE_BYTES; 0: none). */
+  constructor(maxBytes: number, sliceBytes = 0) {
     this.maxBytes = maxBytes;
+    this.#poolSize = sliceBytes;
     this.keepLimit = maxBytes - Math.floor(maxBytes / PASS_THROUGH_SHARE);
   }
 
   get live(): number {
     return this.#live;
+  }
+  /** The part of `live` that is released Buffers waiting for reuse. */
+  get pooled(): number {
+    return this.#pool.length * this.#poolSize;
   }
 
   /** Who frees unheld bytes on demand: called with the bytes missing, it releases what it can (oldest first). */
@@ -122,22 +151,45 @@ export class SliceBudget {
     });
   }
 
-  #fits(bytes: number, limit: number): boolean {
-    if (this.#live + bytes > limit) this.#reclaim(this.#live + bytes - limit);
-    return this.#live + bytes <= limit;
+  /** Whether `bytes` fit under `limit`, after dropping pooled Buffers and then (when `reclaim`) cached slices nobody holds. */
+  #fits(bytes: number, limit: number, reclaim = true): boolean {
+    // A charge of a pooled Buffer's size takes the Buffer over: nothing is added.
+    const added = () => (bytes === this.#poolSize && this.#pool.length > 0 ? 0 : bytes);
+    while (this.#live + added() > limit && this.#pool.length > 0) {
+      this.#pool.pop();
+      this.#live -= this.#poolSize;
+    }
+    if (this.#live + added() > limit && reclaim) {
+      this.#reclaiming = true;
+      try {
+        this.#reclaim(this.#live + added() - limit);
+      } finally {
+        this.#reclaiming = false;
+      }
+    }
+    return this.#live + added() <= limit;
   }
 
   #take(bytes: number): Charge {
+    let recycled: Buffer | undefined;
+    if (bytes === this.#poolSize && this.#pool.length > 0) {
+      recycled = this.#pool.pop();
+      this.#live -= this.#poolSize;
+    }
     this.#live += bytes;
     return new Charge(
       bytes,
-      (freed) => this.#free(freed),
+      (freed, buffer) => this.#free(freed, buffer),
       () => this.#serve(),
+      recycled,
     );
   }
 
-  #free(bytes: number): void {
-    this.#live -= bytes;
+  #free(bytes: number, buffer?: Buffer): void {
+    // Not while reclaiming: the room asked for is room in the budget, not in the pool.
+    const pool = buffer !== undefined && bytes === this.#poolSize && buffer.length === bytes && this.#pool.length < POOL_MAX && !this.#reclaiming;
+    if (pool) this.#pool.push(buffer);
+    else this.#live -= bytes;
     this.#serve();
   }
 
@@ -149,11 +201,9 @@ export class SliceBudget {
       let reclaimed = false;
       for (let at = 0; at < this.#waiters.length; ) {
         const waiter = this.#waiters[at]!;
-        if (this.#live + waiter.bytes > waiter.limit && !reclaimed) {
-          reclaimed = true;
-          this.#reclaim(this.#live + waiter.bytes - waiter.limit);
-        }
-        if (this.#live + waiter.bytes > waiter.limit) {
+        const fits = this.#fits(waiter.bytes, waiter.limit, !reclaimed);
+        reclaimed ||= !fits;
+        if (!fits) {
           at++;
           continue;
         }

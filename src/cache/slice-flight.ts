@@ -37,7 +37,7 @@ export class SliceFlight extends SliceFill {
     if (this.state !== 'running' || this.overrun(chunk)) return;
     if (!this.#buffer) {
       this.charge.shrink(this.length!);
-      this.#buffer = Buffer.allocUnsafe(this.length!);
+      this.#buffer = this.charge.allocate(this.length!);
     }
     chunk.copy(this.#buffer, this.received);
     this.received += chunk.length;

@@ -137,3 +137,28 @@ test('a stream its reader never reached ends failed when released, with nothing 
   t.is(stream.state, 'failed');
   t.is(budget.live, 0);
 });
+
+test('a released slice Buffer is reused by the next slice of its size, counted live while pooled, and dropped first when room is needed', (t) => {
+  const budget = new SliceBudget(64 * KiB, 16 * KiB);
+  const first = budget.tryCharge(16 * KiB)!;
+  const bytes = first.allocate(16 * KiB);
+  first.release();
+  t.is(budget.live, 16 * KiB, 'pooled, still counted');
+  t.is(budget.pooled, 16 * KiB);
+  const second = budget.tryCharge(16 * KiB)!;
+  t.is(budget.live, 16 * KiB, 'the pooled Buffer was taken over, not added');
+  t.is(second.allocate(16 * KiB), bytes, 'the same memory');
+  t.is(budget.pooled, 0);
+  second.release();
+  // A pass-through chunk that needs the room gets it: the pooled Buffer goes first.
+  const chunks = Array.from({ length: 3 }, () => budget.tryCharge(16 * KiB)!);
+  for (const chunk of chunks) chunk.allocate(16 * KiB);
+  for (const chunk of chunks) chunk.release();
+  t.is(budget.pooled, 48 * KiB);
+  const big = budget.tryCharge(40 * KiB);
+  t.truthy(big);
+  t.true(budget.live <= budget.keepLimit);
+  t.is(budget.pooled, 0);
+  big!.release();
+  t.is(budget.live, 0, 'a Buffer of another size is not pooled');
+});
