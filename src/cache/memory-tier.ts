@@ -78,7 +78,7 @@ export class MemoryTier {
     for (const key of [...this.#slices.rkeys()]) {
       if (freed >= bytes) break;
       const slice = this.#slices.peek(key);
-      if (!slice || slice.charge.holders !== 1) continue;
+      if (slice?.charge.holders !== 1) continue;
       freed += slice.charge.bytes;
       this.#slices.delete(key);
       this.#metrics.memoryEvictions.inc();
