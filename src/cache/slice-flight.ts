@@ -1,4 +1,5 @@
 import type { TierName } from '../metrics.js';
+import type { Lease } from './lease.js';
 
 /**
  * One slice being fetched (from S3 or the origin), shared by every reader that
@@ -22,6 +23,8 @@ export class SliceFlight {
   etag: string | undefined;
   /** The whole slice, once done. */
   bytes: Buffer | undefined;
+  /** This node's lease on the slice (nodes sharing a bucket): the bytes are to be uploaded for the others. */
+  lease: Lease | undefined;
   readonly controller = new AbortController();
   #holders = 0;
   #pinned = false;

@@ -1,0 +1,65 @@
+import test from 'ava';
+import { fixture, fixtureSha, startHarness, type Harness, type Node } from '../helpers/harness.js';
+import { s3Error } from '../helpers/fault-proxy.js';
+import { chooseTestS3 } from '../helpers/s3.js';
+
+// Leases need real conditional writes: Ceph RGW in CI (S3_TEST_ENDPOINT), MinIO in Docker otherwise.
+const s3Choice = await chooseTestS3();
+const s3Test = s3Choice.available ? test.serial : test.serial.skip;
+
+let h: Harness;
+test.before(async () => {
+  if (s3Choice.available) h = await startHarness({ store: 's3' });
+});
+test.after.always(() => h?.close());
+
+/** A few MiB/s: slow enough that clients on every node overlap the first node's fetches. */
+const ORIGIN_BYTES_PER_SECOND = 4 * 2 ** 20;
+
+async function nodes(count: number, env: Record<string, string> = {}): Promise<Node[]> {
+  return Promise.all(Array.from({ length: count }, () => h.node(env)));
+}
+
+s3Test('three nodes, ten cold clients each: one origin fetch per byte, one yt-dlp run, exact bytes everywhere', async (t) => {
+  const cluster = await nodes(3);
+  for (const node of cluster) t.is(node.service.leases.mode, 'leases', 'RGW has conditional writes');
+  const id = h.video(fixture, { reportDuration: 30, bytesPerSecond: ORIGIN_BYTES_PER_SECOND });
+  const replies = await Promise.all(cluster.flatMap((node) => Array.from({ length: 10 }, () => node.get(`/proxy/${id}`))));
+  for (const [i, reply] of replies.entries()) {
+    t.is(reply.status, 200, `client ${i}`);
+    t.is(reply.sha256, fixtureSha, `client ${i}`);
+  }
+  const stats = h.origin.statsFor(id);
+  t.log(`origin sent ${(stats.mediaBytes / fixture.length).toFixed(3)}× the video in ${stats.mediaRequests} requests; yt-dlp ran ${stats.resolves} time(s)`);
+  t.true(stats.mediaBytes <= 1.05 * fixture.length, `origin bytes ${stats.mediaBytes} ≤ 1.05 × ${fixture.length}`);
+  t.is(stats.resolves, 1, 'one yt-dlp run across the cluster');
+  await Promise.all(cluster.map((node) => node.service.cache.idle()));
+  const readyz = JSON.parse((await cluster[0]!.get('/readyz')).body.toString());
+  t.regex(readyz.checks.sharing.detail, /^leases/);
+  await Promise.all(cluster.map((node) => node.close()));
+});
+
+s3Test('a store that refuses conditional writes: each node fetches on its own, with exact bytes', async (t) => {
+  const conditional = (head: { headers: Record<string, string> }) => 'if-none-match' in head.headers || 'if-match' in head.headers;
+  h.store.s3!.proxy.failRequests({ status: 501, body: s3Error('NotImplemented', 'conditional writes are not implemented'), count: Infinity, match: conditional });
+  try {
+    const pair = await nodes(2);
+    for (const node of pair) t.is(node.service.leases.mode, 'per-node');
+    const readyz = JSON.parse((await pair[0]!.get('/readyz')).body.toString());
+    t.regex(readyz.checks.sharing.detail, /^per node/);
+    const id = h.video(fixture, { reportDuration: 30, bytesPerSecond: ORIGIN_BYTES_PER_SECOND });
+    const replies = await Promise.all(pair.flatMap((node) => Array.from({ length: 3 }, () => node.get(`/proxy/${id}`))));
+    for (const reply of replies) t.is(reply.sha256, fixtureSha);
+    t.is(h.origin.statsFor(id).resolves, 2, 'one yt-dlp run per node, as without leases');
+    await Promise.all(pair.map((node) => node.service.cache.idle()));
+    // Head slices are still persisted (plain puts), so a third node reads the head from S3.
+    const later = await h.node();
+    const before = h.origin.statsFor(id).mediaBytes;
+    const reply = await later.get(`/proxy/${id}`, { Range: 'bytes=0-1023' });
+    t.is(reply.headers['x-cache-status'], 'HIT-S3');
+    t.is(h.origin.statsFor(id).mediaBytes, before);
+    await Promise.all([...pair, later].map((node) => node.close()));
+  } finally {
+    h.store.s3!.proxy.clear();
+  }
+});
