@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import test from 'ava';
-import { fixture, fixtureSha, startHarness, type Harness, type Node } from '../helpers/harness.js';
+import { startServe, streamGet } from '../faults/support.js';
+import { eventually, fixture, fixtureSha, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
 import { s3Error } from '../helpers/fault-proxy.js';
 import { chooseTestS3 } from '../helpers/s3.js';
 
@@ -62,4 +64,65 @@ s3Test('a store that refuses conditional writes: each node fetches on its own, w
   } finally {
     h.store.s3!.proxy.clear();
   }
+});
+
+s3Test('a lease is renewed while held, taken over at once when released, and after LEASE_TTL on the S3 clock when its holder stops', async (t) => {
+  // LEASE_WAIT well past LEASE_TTL (plus S3's whole-second clock): a waiter that gives up saw a live lease.
+  const env = { LEASE_TTL: '2s', LEASE_WAIT: '6s' };
+  const [a, b] = await nodes(2, env);
+  const video = a!.service.cache.video(h.video() as never);
+  const key = a!.service.store.keys.lease(video, 3);
+  const nothing = async () => undefined;
+  const holder = async () => (await a!.service.store.store.head(key))?.metadata.node;
+
+  const first = await a!.service.leases.claim(key, nothing);
+  t.truthy(first.lease, 'the first claim creates the lease');
+  const waited = await b!.service.leases.claim(key, nothing);
+  t.deepEqual(waited, {}, 'a renewed lease is not taken over: the waiter gives up after LEASE_WAIT and fetches alone');
+  t.is(await holder(), a!.service.leases.node);
+
+  await first.lease!.release();
+  const released = await b!.service.leases.claim(key, nothing);
+  t.truthy(released.lease, 'a released lease is taken over');
+  t.is(await holder(), b!.service.leases.node);
+
+  // B stops renewing, as a node that died would: A takes over once the lease lapsed on S3's clock.
+  b!.service.leases.close();
+  const lapsed = await a!.service.leases.claim(key, nothing);
+  t.truthy(lapsed.lease, 'a lapsed lease is taken over');
+  t.is(await holder(), a!.service.leases.node);
+  // The old holder's late writes are conditional on its etag: they never overwrite the new holder's lease.
+  await released.lease!.release();
+  t.is(await holder(), a!.service.leases.node);
+
+  // Done: a claimant reads what the lease guards instead of fetching.
+  await lapsed.lease!.share(async () => undefined, true);
+  const done = await b!.service.leases.claim(key, async (state) => state && `shared=${state.shared}`);
+  t.deepEqual(done, { found: 'shared=true' });
+  await Promise.all([a!.close(), b!.close()]);
+});
+
+s3Test('the lease holder killed mid-video (a `tubecache serve` child, SIGKILL): the other nodes finish exact, origin bytes ≤ 1.5×', async (t) => {
+  const video = randomBytes(4 * 2 ** 20);
+  const id = h.video(video, { reportDuration: 30, bytesPerSecond: 2 ** 20 });
+  const env = { ...h.env, LEASE_TTL: '2s', LEASE_WAIT: '60s', LOG_LEVEL: 'info' };
+  const leader = await startServe(env);
+  t.teardown(() => leader.child.kill('SIGKILL'));
+  const leaderClients = Array.from({ length: 3 }, () => streamGet(`${leader.url}/proxy/${id}`));
+  // The leader holds slice 0's lease and wrote the manifest once its first response arrived.
+  await eventually(() => h.origin.statsFor(id).mediaBytes > 0, 30_000, 'the leader to fetch');
+  const others = await nodes(2, { LEASE_TTL: '2s', LEASE_WAIT: '60s' });
+  const replies = Promise.all(others.flatMap((node) => Array.from({ length: 5 }, () => node.get(`/proxy/${id}`))));
+  await eventually(() => h.origin.statsFor(id).mediaBytes > video.length / 3, 60_000, 'the leader to be a third through');
+  leader.child.kill('SIGKILL');
+  await leader.exited;
+  await Promise.all(leaderClients);
+  for (const [i, reply] of (await replies).entries()) {
+    t.is(reply.status, 200, `client ${i}`);
+    t.is(reply.sha256, sha256(video), `client ${i}`);
+  }
+  const stats = h.origin.statsFor(id);
+  t.log(`origin sent ${(stats.mediaBytes / video.length).toFixed(3)}× the video; yt-dlp ran ${stats.resolves} time(s)`);
+  t.true(stats.mediaBytes <= 1.5 * video.length, `origin bytes ${stats.mediaBytes} ≤ 1.5 × ${video.length}`);
+  await Promise.all(others.map((node) => node.close()));
 });
