@@ -243,7 +243,7 @@ function lapsed(lease: ObjectHead): boolean {
  * If-Match holds within one process, and a store without `conditionalWrites`
  * is not asked.
  */
-async function probeConditionalWrites(tier: StoreTier): Promise<boolean> {
+export async function probeConditionalWrites(tier: StoreTier): Promise<boolean> {
   if (!tier.store.conditionalWrites || tier.store.kind !== 's3') return false;
   const key = `${tier.keys.leasesRoot}.probe-${randomBytes(6).toString('hex')}`;
   const put = (ifNoneMatch?: '*') => tier.store.put(key, Buffer.from('probe'), { contentType: 'text/plain', ifNoneMatch });

@@ -126,3 +126,35 @@ s3Test('the lease holder killed mid-video (a `tubecache serve` child, SIGKILL): 
   t.true(stats.mediaBytes <= 1.5 * video.length, `origin bytes ${stats.mediaBytes} ≤ 1.5 × ${video.length}`);
   await Promise.all(others.map((node) => node.close()));
 });
+
+s3Test('prune deletes shared slices and leases past SHARED_TTL, keeps the head; the video still reads exact', async (t) => {
+  const [a] = await nodes(1);
+  const id = h.video(fixture, { reportDuration: 30 });
+  t.is((await a!.get(`/proxy/${id}`)).sha256, fixtureSha);
+  await a!.service.cache.idle();
+  const store = a!.service.store;
+  const video = a!.service.cache.video(id as never);
+  const count = async (prefix: string) => {
+    let n = 0;
+    for await (const page of store.list(prefix)) n += page.length;
+    return n;
+  };
+  const shared = await count(`${store.keys.video(video)}shared/`);
+  const heads = await count(`${store.keys.video(video)}slices/`);
+  t.true(shared > 0 && heads > 0, `${heads} head slices, ${shared} shared`);
+  t.true((await count(`${store.keys.leasesRoot}${id}/`)) > 0);
+
+  const young = await a!.service.pruner.run();
+  t.is(young.deleted.shared, 0, 'nothing is older than SHARED_TTL yet');
+  const summary = await a!.service.pruner.run({ sharedTtlMs: 0 });
+  t.true(summary.deleted.shared >= shared, `${summary.deleted.shared} shared objects deleted`);
+  t.is(await count(`${store.keys.video(video)}shared/`), 0);
+  t.is(await count(`${store.keys.leasesRoot}${id}/`), 0);
+  t.is(await count(`${store.keys.video(video)}slices/`), heads, 'the head stays');
+
+  const [b] = await nodes(1);
+  const before = h.origin.statsFor(id).mediaBytes;
+  t.is((await b!.get(`/proxy/${id}`)).sha256, fixtureSha);
+  t.true(h.origin.statsFor(id).mediaBytes > before, 'past the head, the origin again');
+  await Promise.all([a!.close(), b!.close()]);
+});
