@@ -105,7 +105,7 @@ export class LeaseBoard {
     let etag = await this.#write(key, 'held', { ifNoneMatch: '*' });
     while (!etag) {
       signal?.throwIfAborted();
-      const lease = await this.#tier.store.head(key);
+      const lease = await this.#tier.headObject(key);
       if (!lease) {
         etag = await this.#write(key, 'held', { ifNoneMatch: '*' });
         continue;
@@ -134,7 +134,7 @@ export class LeaseBoard {
   async #write(key: string, state: LeaseState, condition: { ifNoneMatch?: '*'; ifMatch?: string }, where?: 'slices' | 'shared'): Promise<string | undefined> {
     const metadata = { node: this.node, state, ttl: String(state === 'held' ? this.#ttlMs : 0), ...(where && { where }) };
     try {
-      return (await this.#tier.store.put(key, Buffer.from(this.node), { contentType: 'text/plain', metadata, ...condition })).etag;
+      return await this.#tier.putObject(key, Buffer.from(this.node), { contentType: 'text/plain', metadata, ...condition });
     } catch (error) {
       if (isTubeError(error, 'PRECONDITION_FAILED')) return undefined;
       throw error;

@@ -3,7 +3,7 @@ import type { Metrics } from '../metrics.js';
 import { ObjectKeys, type VideoRef, type VideoRequest } from './keys.js';
 import { parseManifest, sliceBounds, type Manifest } from './manifest.js';
 import { openSlice as openStoredSlice, sliceHeader } from './slice-codec.js';
-import { listAll, readAll, readObject, type ListOptions, type ListPage, type ObjectInfo, type ObjectStore } from './store.js';
+import { listAll, readAll, readObject, type ListOptions, type ListPage, type ObjectHead, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
 import { bodyOf } from './store-util.js';
 
 /** After a failed request, the store is skipped for this long (nginx's fail_timeout), so an outage costs one timeout, not one per request. */
@@ -133,6 +133,16 @@ export class StoreTier {
   #down(operation: string): void {
     this.#metrics.storeOperations.inc({ store: this.name, operation, outcome: 'error' });
     this.#downUntil = Date.now() + DOWN_MS;
+  }
+
+  /** A small object's head (a lease): counted, and a failure opens the skip window like any other. */
+  headObject(key: string): Promise<ObjectHead | undefined> {
+    return this.#call('head', () => this.store.head(key));
+  }
+
+  /** A small object, maybe conditional (a lease); a refused condition is PRECONDITION_FAILED and no failure of the store. */
+  async putObject(key: string, body: Buffer, options: PutOptions): Promise<string> {
+    return (await this.#call('put', () => this.store.put(key, body, options))).etag;
   }
 
   /** Stores a whole slice with its digests; visible only once complete. `shared`: one beyond the head, for other nodes. */
