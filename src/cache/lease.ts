@@ -141,10 +141,11 @@ export class LeaseBoard {
     }
   }
 
-  /** @internal for Lease: one write of a held lease's object. */
-  rewrite(lease: Lease, etag: string, state: LeaseState, where?: 'slices' | 'shared'): Promise<string | undefined> {
-    if (state !== 'held') this.#held.delete(lease);
-    return this.#write(lease.key, state, { ifMatch: etag }, where);
+  /** For Lease: one write of a held lease's object; the new etag, or undefined when another node took the lease over. */
+  async rewrite(lease: Lease, etag: string, state: LeaseState, where?: 'slices' | 'shared'): Promise<string | undefined> {
+    const next = await this.#write(lease.key, state, { ifMatch: etag }, where);
+    if (state !== 'held' || !next) this.#held.delete(lease);
+    return next;
   }
 
   get renewEveryMs(): number {
@@ -180,9 +181,13 @@ export class Lease {
     this.#timer = setInterval(() => void this.#rewrite('held'), board.renewEveryMs).unref();
   }
 
-  /** Uploads the bytes with `upload`, then marks the lease done; a failed upload releases it and rethrows. */
-  async share(upload: () => Promise<void>, shared: boolean): Promise<void> {
-    if (this.#state !== 'held') throw new Error(`lease ${this.key} is no longer held`);
+  /**
+   * Uploads the bytes with `upload`, then marks the lease done; a failed
+   * upload releases it and rethrows. A lease lost meanwhile is not shared
+   * (false): the node that took it over uploads the slice.
+   */
+  async share(upload: () => Promise<void>, shared: boolean): Promise<boolean> {
+    if (this.#state !== 'held') return false;
     this.#state = 'sharing';
     try {
       await upload();
@@ -191,6 +196,7 @@ export class Lease {
       throw error;
     }
     await this.#settle('done', shared ? 'shared' : 'slices');
+    return true;
   }
 
   /** Gives the lease up (the fetch failed or was abandoned); nothing once sharing began. */

@@ -317,7 +317,8 @@ export class TieredCache {
   #shareSlice(manifest: Manifest, index: number, lease: Lease, bytes: Buffer): void {
     const head = isHeadSlice(manifest, index);
     const upload = lease.share(() => this.#store.putSlice(manifest, index, bytes, !head), !head).then(
-      async () => {
+      async (uploaded) => {
+        if (!uploaded) return;
         this.#metrics.uploads.inc({ outcome: 'ok' });
         if (head) await this.#commitPersisted(manifest, [index]);
       },

@@ -96,7 +96,7 @@ s3Test('a lease is renewed while held, taken over at once when released, and aft
   t.is(await holder(), a!.service.leases.node);
 
   // Done: a claimant reads what the lease guards instead of fetching.
-  await lapsed.lease!.share(async () => undefined, true);
+  t.true(await lapsed.lease!.share(async () => undefined, true));
   const done = await b!.service.leases.claim(key, async (state) => state && `shared=${state.shared}`);
   t.deepEqual(done, { found: 'shared=true' });
   await Promise.all([a!.close(), b!.close()]);
