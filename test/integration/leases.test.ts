@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
+import { loadConfig } from '../../src/config.js';
+import { createMetrics } from '../../src/metrics.js';
+import { runDoctor } from '../../src/ops/doctor.js';
 import { startServe, streamGet } from '../faults/support.js';
 import { eventually, fixture, fixtureSha, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
 import { s3Error } from '../helpers/fault-proxy.js';
@@ -17,6 +20,12 @@ test.after.always(() => h?.close());
 
 /** A few MiB/s: slow enough that clients on every node overlap the first node's fetches. */
 const ORIGIN_BYTES_PER_SECOND = 4 * 2 ** 20;
+
+/** What `tubecache doctor` says about conditional writes on the harness's bucket. */
+async function sharingCheck() {
+  const checks = await runDoctor(loadConfig(h.env), { metrics: createMetrics() });
+  return checks.find((check) => check.name === 'S3 conditional writes');
+}
 
 async function nodes(count: number, env: Record<string, string> = {}): Promise<Node[]> {
   return Promise.all(Array.from({ length: count }, () => h.node(env)));
@@ -38,6 +47,7 @@ s3Test('three nodes, ten cold clients each: one origin fetch per byte, one yt-dl
   await Promise.all(cluster.map((node) => node.service.cache.idle()));
   const readyz = JSON.parse((await cluster[0]!.get('/readyz')).body.toString());
   t.regex(readyz.checks.sharing.detail, /^leases/);
+  t.like(await sharingCheck(), { status: 'ok' });
   await Promise.all(cluster.map((node) => node.close()));
 });
 
@@ -49,6 +59,7 @@ s3Test('a store that refuses conditional writes: each node fetches on its own, w
     for (const node of pair) t.is(node.service.leases.mode, 'per-node');
     const readyz = JSON.parse((await pair[0]!.get('/readyz')).body.toString());
     t.regex(readyz.checks.sharing.detail, /^per node/);
+    t.like(await sharingCheck(), { status: 'warn' });
     const id = h.video(fixture, { reportDuration: 30, bytesPerSecond: ORIGIN_BYTES_PER_SECOND });
     const replies = await Promise.all(pair.flatMap((node) => Array.from({ length: 3 }, () => node.get(`/proxy/${id}`))));
     for (const reply of replies) t.is(reply.sha256, fixtureSha);
