@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
+import { createManifest, withPersisted } from '../../src/cache/manifest.js';
 import { loadConfig } from '../../src/config.js';
 import { createMetrics } from '../../src/metrics.js';
 import { runDoctor } from '../../src/ops/doctor.js';
@@ -18,6 +19,8 @@ test.before(async () => {
 });
 test.after.always(() => h?.close());
 
+/** SLICE_BYTES of the harness. */
+const SLICE = 256 * 1024;
 /** A few MiB/s: slow enough that clients on every node overlap the first node's fetches. */
 const ORIGIN_BYTES_PER_SECOND = 4 * 2 ** 20;
 
@@ -168,4 +171,15 @@ s3Test('prune deletes shared slices and leases past SHARED_TTL, keeps the head; 
   t.is((await b!.get(`/proxy/${id}`)).sha256, fixtureSha);
   t.true(h.origin.statsFor(id).mediaBytes > before, 'past the head, the origin again');
   await Promise.all([a!.close(), b!.close()]);
+});
+
+s3Test('manifest writes are compare-and-swaps: two nodes recording slices at once lose none of each other\'s', async (t) => {
+  const pair = await nodes(2);
+  const video = pair[0]!.service.cache.video(h.video() as never);
+  const base = createManifest(video, { contentType: 'video/mp4', size: 40 * 2 ** 20, duration: 600, lmt: undefined, sliceBytes: SLICE, headSlices: 2 });
+  const record = (node: Node, index: number) => node.service.store.updateManifest(base, SLICE, (stored) => withPersisted(stored ?? base, [index]), true);
+  await Promise.all(Array.from({ length: 40 }, (_, index) => record(pair[index % 2]!, index)));
+  const stored = await pair[0]!.service.store.getManifest(video, SLICE);
+  t.deepEqual(stored?.persisted, Array.from({ length: 40 }, (_, index) => index));
+  await Promise.all(pair.map((node) => node.close()));
 });
