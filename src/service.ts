@@ -60,7 +60,7 @@ export class Service implements AppServices {
     this.metrics = metrics;
     this.memory = new MemoryTier({ maxBytes: config.MEMORY_CACHE_BYTES, ttlMs: config.MEMORY_CACHE_TTL, metrics: this.metrics });
     this.store = store;
-    this.leases = new LeaseBoard({ tier: store, config, logger });
+    this.leases = new LeaseBoard({ tier: store, config, metrics, logger });
     this.resolver = new Resolver({ config, metrics: this.metrics, logger });
     this.fetcher = new OriginFetcher({ config, resolver: this.resolver, metrics: this.metrics, logger });
     this.cache = new TieredCache({ config, memory: this.memory, store, leases: this.leases, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });

@@ -4,11 +4,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { isTubeError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
 import type { StoreTier } from './store-tier.js';
 import type { ObjectHead } from './store.js';
 
 /** How often a waiting node looks at a lease and for the slice behind it: the most it adds to a follower's first byte. */
 const POLL_MS = 50;
+
+/** tubecache_leases_total's outcomes: the lease created, taken over, another node's bytes read, LEASE_WAIT spent, S3 failing. */
+type LeaseOutcome = 'held' | 'taken-over' | 'followed' | 'gave-up' | 'error';
 
 /** What a lease object says (its metadata; S3 lower-cases the names). */
 type LeaseState = 'held' | 'done' | 'released';
@@ -46,15 +50,17 @@ export class LeaseBoard {
   readonly #ttlMs: number;
   readonly #waitMs: number;
   readonly #log: Logger;
+  readonly #metrics: Metrics;
   readonly #held = new Set<Lease>();
   #probe: Promise<boolean> | undefined;
   #mode: 'unknown' | 'leases' | 'per-node' = 'unknown';
 
-  constructor(options: { tier: StoreTier; config: Config; logger: Logger }) {
+  constructor(options: { tier: StoreTier; config: Config; metrics: Metrics; logger: Logger }) {
     this.#tier = options.tier;
     this.#ttlMs = options.config.LEASE_TTL;
     this.#waitMs = options.config.LEASE_WAIT;
     this.#log = options.logger;
+    this.#metrics = options.metrics;
   }
 
   /** 'leases' once the probe found conditional writes, 'per-node' when it found none, 'unknown' until it could ask. */
@@ -92,16 +98,20 @@ export class LeaseBoard {
   async claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal?: AbortSignal): Promise<Claim<T>> {
     if (!this.#tier.available || !(await this.probe())) return {};
     try {
-      return await this.#claim(key, found, signal);
+      const { claim, outcome } = await this.#claim(key, found, signal);
+      this.#metrics.leases.inc({ outcome });
+      return claim;
     } catch (error) {
       if (signal?.aborted || !isTubeError(error, 'STORE_ERROR')) throw error;
+      this.#metrics.leases.inc({ outcome: 'error' });
       this.#log.warn({ key, err: error }, 'lease not claimed; fetching on this node');
       return {};
     }
   }
 
-  async #claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal: AbortSignal | undefined): Promise<Claim<T>> {
+  async #claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal: AbortSignal | undefined): Promise<{ claim: Claim<T>; outcome: LeaseOutcome }> {
     const deadline = Date.now() + this.#waitMs;
+    let outcome: LeaseOutcome = 'held';
     let etag = await this.#write(key, 'held', { ifNoneMatch: '*' });
     while (!etag) {
       signal?.throwIfAborted();
@@ -112,22 +122,25 @@ export class LeaseBoard {
       }
       const state = lease.metadata.state as LeaseState | undefined;
       const value = await found(state === 'done' ? { shared: lease.metadata.where === 'shared' } : undefined);
-      if (value !== undefined) return { found: value };
+      if (value !== undefined) return { claim: { found: value }, outcome: 'followed' };
       // Done but gone (pruned, or of a dropped version), released, or lapsed: take it over; of several nodes, one wins.
       if (state === 'done' || lapsed(lease)) {
         etag = await this.#write(key, 'held', { ifMatch: lease.etag });
-        if (etag) this.#log.info({ key, from: lease.metadata.node, state }, 'lease taken over');
+        if (etag) {
+          outcome = 'taken-over';
+          this.#log.info({ key, from: lease.metadata.node, state }, 'lease taken over');
+        }
         continue;
       }
       if (Date.now() > deadline) {
         this.#log.warn({ key, holder: lease.metadata.node, waitedMs: this.#waitMs }, 'waited LEASE_WAIT for another node; fetching on this node');
-        return {};
+        return { claim: {}, outcome: 'gave-up' };
       }
       await sleep(POLL_MS, undefined, { signal });
     }
     const lease = new Lease(this, key, etag);
     this.#held.add(lease);
-    return { lease };
+    return { claim: { lease }, outcome };
   }
 
   /** Puts the lease object; its etag, or undefined when the condition failed (another node got there first). */

@@ -48,6 +48,13 @@ s3Test('three nodes, ten cold clients each: one origin fetch per byte, one yt-dl
   t.true(stats.mediaBytes <= 1.05 * fixture.length, `origin bytes ${stats.mediaBytes} ≤ 1.05 × ${fixture.length}`);
   t.is(stats.resolves, 1, 'one yt-dlp run across the cluster');
   await Promise.all(cluster.map((node) => node.service.cache.idle()));
+  const leases = async (outcome: string) => {
+    let total = 0;
+    for (const node of cluster) total += (await node.service.metrics.leases.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+    return total;
+  };
+  t.is(await leases('held'), Math.ceil(fixture.length / SLICE), 'one lease per slice across the cluster');
+  t.true((await leases('followed')) > 0, 'the other nodes read what the holders uploaded');
   const readyz = JSON.parse((await cluster[0]!.get('/readyz')).body.toString());
   t.regex(readyz.checks.sharing.detail, /^leases/);
   t.like(await sharingCheck(), { status: 'ok' });
