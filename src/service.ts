@@ -83,8 +83,9 @@ export class Service implements AppServices {
         await service.close();
         throw new ConfigError('S3_BUCKET', error.message);
       }
-      // S3 unreachable: serve from memory and the origin until it is back.
+      // S3 unreachable: serve from memory and the origin until it is back (the first lease claim then probes it).
       logger.error({ err: error }, 'S3 is not reachable at start-up; serving without it until it answers');
+      return service;
     }
     await service.leases.probe();
     return service;

@@ -10,6 +10,8 @@ import type { ObjectHead } from './store.js';
 
 /** How often a waiting node looks at a lease and for the slice behind it: the most it adds to a follower's first byte. */
 const POLL_MS = 50;
+/** After a probe the store did not answer, claims go without leases this long before the next probe. */
+const PROBE_RETRY_MS = 5_000;
 
 /** tubecache_leases_total's outcomes: the lease created, taken over, another node's bytes read, LEASE_WAIT spent, S3 failing. */
 type LeaseOutcome = 'held' | 'taken-over' | 'followed' | 'gave-up' | 'error';
@@ -53,6 +55,7 @@ export class LeaseBoard {
   readonly #metrics: Metrics;
   readonly #held = new Set<Lease>();
   #probe: Promise<boolean> | undefined;
+  #probeAfter = 0;
   #mode: 'unknown' | 'leases' | 'per-node' = 'unknown';
 
   constructor(options: { tier: StoreTier; config: Config; metrics: Metrics; logger: Logger }) {
@@ -73,6 +76,7 @@ export class LeaseBoard {
    * a store failure kept it from answering); the answer is logged once.
    */
   probe(): Promise<boolean> {
+    if (!this.#probe && Date.now() < this.#probeAfter) return Promise.resolve(false);
     this.#probe ??= probeConditionalWrites(this.#tier).then(
       (ok) => {
         this.#mode = ok ? 'leases' : 'per-node';
@@ -82,6 +86,7 @@ export class LeaseBoard {
       },
       (error: unknown) => {
         this.#probe = undefined;
+        this.#probeAfter = Date.now() + PROBE_RETRY_MS;
         this.#log.warn({ err: error }, 'conditional-write probe failed; nodes fetch on their own until the store answers');
         return false;
       },
@@ -257,30 +262,32 @@ function lapsed(lease: ObjectHead): boolean {
 
 /**
  * Creates a probe object twice with If-None-Match: * (a store that ignores the
- * header takes both; one that refuses the header fails where a plain put
- * works), then deletes it. Only S3 is shared between nodes: the disk store's
- * If-Match holds within one process, and a store without `conditionalWrites`
- * is not asked.
+ * header takes both; one that refuses the header answers the first with an
+ * error status), then deletes it; throws when the store does not answer.
+ * Only S3 is shared between nodes: the disk store's If-Match holds within one
+ * process, and a store without `conditionalWrites` is not asked.
  */
 export async function probeConditionalWrites(tier: StoreTier): Promise<boolean> {
   if (!tier.store.conditionalWrites || tier.store.kind !== 's3') return false;
   const key = `${tier.keys.leasesRoot}.probe-${randomBytes(6).toString('hex')}`;
-  const put = (ifNoneMatch?: '*') => tier.store.put(key, Buffer.from('probe'), { contentType: 'text/plain', ifNoneMatch });
+  // Not through the tier's accounting: a store that refuses the header is not failing.
+  const put = () => tier.store.put(key, Buffer.from('probe'), { contentType: 'text/plain', ifNoneMatch: '*' });
   try {
-    try {
-      await put('*');
-    } catch {
-      await put(); // throws when the store is down rather than refusing the header
-      return false;
-    }
-    try {
-      await put('*');
-      return false;
-    } catch (error) {
-      if (isTubeError(error, 'PRECONDITION_FAILED')) return true;
-      throw error;
-    }
+    await put();
+  } catch (error) {
+    if (answered(error)) return false;
+    throw error;
+  }
+  try {
+    await put();
+    return false;
+  } catch (error) {
+    if (isTubeError(error, 'PRECONDITION_FAILED')) return true;
+    throw error;
   } finally {
     await tier.store.delete([key]).catch(() => undefined);
   }
 }
+
+/** Whether a failed request got an HTTP answer (a refusal), rather than none (S3 down). */
+const answered = (error: unknown): boolean => typeof (error as { cause?: { $metadata?: { httpStatusCode?: number } } }).cause?.$metadata?.httpStatusCode === 'number';
