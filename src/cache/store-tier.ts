@@ -65,10 +65,6 @@ export class StoreTier {
     return text === undefined ? undefined : parseManifest(text, { ...video, sliceBytes });
   }
 
-  async putManifest(manifest: Manifest): Promise<void> {
-    await this.putText(this.keys.manifest(manifest), JSON.stringify(manifest, null, 2), 'application/json');
-  }
-
   /**
    * Writes `change(stored)` as the video's manifest. With conditional writes
    * (`cas`), a compare-and-swap on the etag read, read again and retried when

@@ -330,8 +330,9 @@ export class TieredCache {
     this.#share(upload);
   }
 
+  /** Background work for the other nodes (the early manifest, leased uploads), waited for by idle(). */
   #share(work: Promise<void>): void {
-    const tracked = work.catch((error: unknown) => this.#log.warn({ err: error }, 'manifest not shared')).finally(() => this.#sharing.delete(tracked));
+    const tracked = work.catch((error: unknown) => this.#log.warn({ err: error }, 'manifest not written for the other nodes')).finally(() => this.#sharing.delete(tracked));
     this.#sharing.add(tracked);
   }
 
