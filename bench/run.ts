@@ -18,6 +18,7 @@
  *   BENCH_KEEP=1             keep the temporary directory (logs, configs, profiles)
  *   BENCH_NGINX, BENCH_VARNISHD   other binaries (`none`: leave that column out)
  *   S3_ENDPOINT (+ S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_BUCKET, S3_REGION, S3_PREFIX)   an S3 bucket instead of the disk store under the bench's directory
+ *                            (scenario 11, nodes on one bucket, runs only then: it needs conditional writes)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,6 +33,7 @@ import { FAKE_YTDLP_PATH } from '../test/helpers/origin.js';
 import { startBackend } from './backend.js';
 import { type Bench, type BenchOptions, type Scenario, type ScenarioReport } from './context.js';
 import { describeMachine, markdown } from './report.js';
+import { clusterScenario } from './scenarios/cluster.js';
 import { coldMissScenario } from './scenarios/cold-miss.js';
 import { fanoutScenario } from './scenarios/fanout.js';
 import { manyVideosScenario } from './scenarios/many-videos.js';
@@ -94,6 +96,8 @@ function scenarios(options: BenchOptions): Scenario[] {
     manyVideosScenario(options.manyBudget),
     pruneScenario(pruneSizes(env.BENCH_PRUNE_VIDEOS)),
     slowReadersScenario(options.memoryClients),
+    // Nodes share fetches through S3 leases: on the disk store the scenario is left out (logged in main).
+    ...(env.S3_ENDPOINT ? [clusterScenario(options.repeats)] : []),
   ];
 }
 
@@ -103,6 +107,7 @@ async function main(): Promise<void> {
   const options = readOptions();
   if (options.cpus) spawnSync('taskset', ['-a', '-p', '-c', options.cpus.bench, String(process.pid)], { stdio: 'ignore' });
   const selected = scenarios(options).filter((scenario) => options.only.size === 0 || options.only.has(scenario.id));
+  if (!env.S3_ENDPOINT) log('scenario 11 (nodes on one bucket) left out: it needs S3 with conditional writes (S3_ENDPOINT)');
   const dir = mkdtempSync(join(tmpdir(), 'tubecache-bench-'));
   log(`working directory ${dir}${options.quick ? ' (quick mode)' : ''}`);
 

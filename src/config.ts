@@ -154,6 +154,9 @@ export const SETTINGS = {
   PERSIST: oneOf(['head', 'full'], 'head', 'head: the first HEAD_SECONDS; full: every slice'),
   UPLOAD_CONCURRENCY: int('4', 'S3 uploads running at once', 1, 256),
   UPLOAD_QUEUE: int('256', 'slices waiting for upload; more are dropped and counted', 0),
+  LEASE_TTL: duration('10s', 'a slice lease (nodes sharing a bucket) lapses this long after its last renewal; judged on the S3 clock, whose times are whole seconds', 2_000),
+  LEASE_WAIT: duration('20s', 'a node waiting for another node\'s slice fetches it from the origin itself after this long', 1),
+  SHARED_TTL: duration('10m', 'prune deletes slices beyond the head that a node uploaded for other nodes (and lapsed leases) once they are this old'),
   ACCESS_TOUCH_INTERVAL: duration('1m', 'how often one process records a video\'s last access in S3'),
 
   YTDLP_PATH: str('yt-dlp', 'the yt-dlp executable'),

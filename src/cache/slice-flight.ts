@@ -1,4 +1,5 @@
 import type { TierName } from '../metrics.js';
+import type { Lease } from './lease.js';
 import type { Charge } from './slice-budget.js';
 import { SliceFill } from './slice-fill.js';
 
@@ -23,6 +24,8 @@ export class SliceFlight extends SliceFill {
   /** The whole slice, once done. */
   bytes: Buffer | undefined;
   readonly charge: Charge;
+  /** This node's lease on the slice (nodes sharing a bucket): the bytes are to be uploaded for the others. */
+  lease: Lease | undefined;
   #pinned = false;
   #closed = false;
   #dropped = false;

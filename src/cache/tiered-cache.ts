@@ -11,7 +11,8 @@ import type { FormatName } from '../origin/format.js';
 import type { VideoId } from '../origin/video-id.js';
 import type { VideoRef, VideoRequest } from './keys.js';
 import { planHead } from './head.js';
-import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, sliceBounds, withPersisted, type Manifest } from './manifest.js';
+import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, mergeManifest, sliceBounds, withPersisted, type Manifest } from './manifest.js';
+import type { Done, Lease, LeaseBoard } from './lease.js';
 import type { HeldSlice, MemoryTier } from './memory-tier.js';
 import type { Charge } from './slice-budget.js';
 import type { StoreTier } from './store-tier.js';
@@ -51,6 +52,7 @@ export class TieredCache {
   readonly #config: Config;
   readonly #memory: MemoryTier;
   readonly #store: StoreTier;
+  readonly #leases: LeaseBoard;
   readonly #resolver: Resolver;
   readonly #fetcher: OriginFetcher;
   readonly #metrics: Metrics;
@@ -62,15 +64,18 @@ export class TieredCache {
   readonly #headPlans = new Map<string, Promise<void>>();
   readonly #touched: LRUCache<string, true>;
   readonly #touches = new Set<Promise<void>>();
+  /** Early manifest writes and uploads of leased slices: never dropped, waited for by idle(). */
+  readonly #sharing = new Set<Promise<void>>();
   /** Versions dropped because the origin's bytes changed: a stored copy (not yet deleted) or a late commit must not bring them back. */
   readonly #invalidated = new LRUCache<string, true>({ max: 10_000 });
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
   #closing = false;
 
-  constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
+  constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; leases: LeaseBoard; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
     this.#config = options.config;
     this.#memory = options.memory;
     this.#store = options.store;
+    this.#leases = options.leases;
     this.#resolver = options.resolver;
     this.#fetcher = options.fetcher;
     this.#metrics = options.metrics;
@@ -111,24 +116,41 @@ export class TieredCache {
   async #loadManifest(video: VideoRequest): Promise<{ manifest: Manifest; tier: TierName }> {
     if (this.#store.available) {
       try {
-        const stored = await this.#store.getManifest(video, this.#config.SLICE_BYTES);
-        if (stored && !this.#invalidated.has(versionKey(stored))) {
-          this.#memory.putManifest(stored);
-          return { manifest: stored, tier: this.#store.name };
-        }
+        const stored = await this.#storedManifest(video);
+        if (stored) return { manifest: stored, tier: this.#store.name };
       } catch (error) {
         this.#log.warn({ videoId: video.id, err: error }, 'store manifest read failed; using the origin');
       }
     }
-    return { manifest: await this.#manifestFromOrigin(video), tier: 'origin' };
+    return this.#manifestFromOrigin(video);
   }
 
-  /** Resolves the video and starts its first slice; the first response tells size, type and version. */
-  async #manifestFromOrigin(video: VideoRequest): Promise<Manifest> {
-    const resolution = await this.#resolver.resolve(video);
+  async #storedManifest(video: VideoRequest): Promise<Manifest | undefined> {
+    const stored = await this.#store.getManifest(video, this.#config.SLICE_BYTES);
+    if (!stored || this.#invalidated.has(versionKey(stored))) return undefined;
+    this.#memory.putManifest(stored);
+    return stored;
+  }
+
+  /**
+   * Resolves the video and starts its first slice; the first response tells
+   * size, type and version. Under the first slice's lease (src/cache/lease.ts):
+   * a node that loses it waits for the holder's manifest instead of running yt-dlp.
+   */
+  async #manifestFromOrigin(video: VideoRequest): Promise<{ manifest: Manifest; tier: TierName }> {
+    const claim = await this.#leases.claim(this.#store.keys.lease(video, 0), () => this.#storedManifest(video));
+    if (claim.found) return { manifest: claim.found, tier: this.#store.name };
+    const resolution = await this.#resolver.resolve(video).catch((error: unknown) => {
+      void claim.lease?.release();
+      throw error;
+    });
     // The length is unknown until the first response: a whole slice is charged, the rest given back at the first byte.
-    const charge = await this.#memory.budget.charge(this.#config.SLICE_BYTES, NO_DEADLINE, true);
+    const charge = await this.#memory.budget.charge(this.#config.SLICE_BYTES, NO_DEADLINE, true).catch((error: unknown) => {
+      void claim.lease?.release();
+      throw error;
+    });
     const flight = new SliceFlight(undefined, 'origin', charge);
+    flight.lease = claim.lease;
     flight.pin();
     const facts = new Promise<OriginFacts>((resolve, reject) => {
       this.#runFlight(video, undefined, 0, flight, resolve).then(() => {
@@ -147,7 +169,9 @@ export class TieredCache {
     });
     flight.etag = manifest.etag;
     this.#memory.putManifest(manifest);
-    return manifest;
+    // Written before any slice lands, so other nodes learn size, type and version without yt-dlp.
+    if (claim.lease) this.#share(this.#writeManifest(manifest));
+    return { manifest, tier: 'origin' };
   }
 
   #headSlices(size: number, duration: number | undefined): number {
@@ -251,15 +275,18 @@ export class TieredCache {
     const signal = flight.controller.signal;
     const push = (chunk: Buffer) => flight.push(chunk);
     try {
-      if (manifest && flight.tier !== 'origin') {
+      if (manifest) {
         try {
-          const slice = await this.#store.openSlice(manifest, index, signal);
+          // A pass-through stream keeps no bytes to upload, so it never takes a lease.
+          const slice =
+            flight.tier !== 'origin' ? await this.#store.openSlice(manifest, index, signal) : flight instanceof SliceFlight ? await this.#claim(manifest, index, flight) : undefined;
           if (slice) {
+            flight.tier = this.#store.name;
             for await (const chunk of slice) await push(chunk);
             return flight.finish();
           }
           // Listed but gone (pruned, or replaced by another version): stop claiming it until it is uploaded again.
-          this.#forgetPersisted(manifest, index);
+          if (flight.tier !== 'origin') this.#forgetPersisted(manifest, index);
         } catch (error) {
           if (signal.aborted) throw error;
           if (isTubeError(error, 'SLICE_CORRUPT')) await this.#dropCorrupt(manifest, index, error);
@@ -293,8 +320,19 @@ export class TieredCache {
       if (flight instanceof SliceFlight) {
         if (flight.state === 'done') this.#completed(video, index, flight);
         flight.close();
+        // Not shared (failed, abandoned, or of a changed version): a waiting node takes over at once.
+        void flight.lease?.release();
       }
     }
+  }
+
+  /** Another node's upload of this slice, when it holds the slice's lease; else this node takes the lease (or fetches alone). */
+  async #claim(manifest: Manifest, index: number, flight: SliceFlight): Promise<AsyncGenerator<Buffer> | undefined> {
+    const signal = flight.controller.signal;
+    const open = async (done: Done | undefined) => (done ? this.#store.openSlice(manifest, index, signal, done.shared) : undefined);
+    const claim = await this.#leases.claim(this.#store.keys.lease(manifest, index), open, signal);
+    flight.lease = claim.lease;
+    return claim.found;
   }
 
   /** A slice that failed its digest: counted, deleted, and no longer claimed; the origin's bytes replace it (#completed uploads them). */
@@ -325,7 +363,38 @@ export class TieredCache {
     const slice = { bytes: flight.bytes, charge: flight.charge };
     this.#memory.putSlice(current, index, slice.bytes, slice.charge);
     if (index === 0 && current.head === undefined && this.#config.PERSIST === 'head') this.#planHead(video, current, slice);
-    if (flight.tier === 'origin' && isHeadSlice(current, index)) this.#persist(current, index, slice);
+    if (flight.lease) this.#shareSlice(current, index, flight.lease, slice);
+    else if (flight.tier === 'origin' && isHeadSlice(current, index)) this.#persist(current, index, slice);
+  }
+
+  /** Uploads a leased slice for the nodes waiting on it, outside the upload queue's bound (it is never dropped); its bytes stay charged until then. */
+  #shareSlice(manifest: Manifest, index: number, lease: Lease, slice: HeldSlice): void {
+    const head = isHeadSlice(manifest, index);
+    const charge = slice.charge.hold();
+    const upload = lease.share(() => this.#store.putSlice(manifest, index, slice.bytes, !head), !head).then(
+      async (uploaded) => {
+        if (!uploaded) return;
+        this.#metrics.uploads.inc({ outcome: 'ok' });
+        if (head) await this.#commitPersisted(manifest, [index]);
+      },
+      (error: unknown) => {
+        this.#metrics.uploads.inc({ outcome: 'error' });
+        this.#log.warn({ videoId: manifest.id, index, err: error }, 'leased slice upload failed; lease released');
+      },
+    );
+    this.#share(upload.finally(() => charge.release()));
+  }
+
+  /** Background work for the other nodes (the early manifest, leased uploads), waited for by idle(). */
+  #share(work: Promise<void>): void {
+    const tracked = work.catch((error: unknown) => this.#log.warn({ err: error }, 'manifest not written for the other nodes')).finally(() => this.#sharing.delete(tracked));
+    this.#sharing.add(tracked);
+  }
+
+  /** The manifest in the store: a compare-and-swap with conditional writes, merged with what other nodes recorded. */
+  #writeManifest(manifest: Manifest): Promise<void> {
+    const change = (stored: Manifest | undefined) => (stored?.etag === manifest.etag ? mergeManifest(stored, manifest) : manifest);
+    return this.#store.updateManifest(manifest, this.#config.SLICE_BYTES, change, this.#leases.mode === 'leases');
   }
 
   /** Replaces the estimated head with the slices the MP4 index names (src/cache/head.ts), once per video. */
@@ -413,7 +482,7 @@ export class TieredCache {
         const updated = withPersisted(inMemory ?? batch.manifest, indexes);
         batch.manifest = updated;
         this.#memory.putManifest(updated);
-        await this.#store.putManifest(updated);
+        await this.#writeManifest(updated);
       }
     } finally {
       this.#pendingPersisted.delete(key);
@@ -511,7 +580,7 @@ export class TieredCache {
 
   /** Waits for head plans, access-time writes and background uploads (shutdown, tests). */
   async idle(): Promise<void> {
-    await Promise.all([...this.#headPlans.values(), ...this.#touches]);
+    await Promise.all([...this.#headPlans.values(), ...this.#touches, ...this.#sharing]);
     await this.#uploads.idle();
   }
 

@@ -3,7 +3,7 @@ import type { StoreTier } from '../cache/store-tier.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { deleteVideos, type DeleteFailure } from './delete.js';
-import { DEFAULT_CONCURRENCY, forEachVideo, lastAccess, type StoredVideo } from './scan.js';
+import { DEFAULT_CONCURRENCY, forEachVideo, lastAccess, type StoredObject, type StoredVideo } from './scan.js';
 
 /**
  * Slices and access objects without a manifest are normal for a moment: a new
@@ -23,6 +23,8 @@ export interface PruneOptions {
   concurrency: number;
   /** Objects of a video without a manifest are deleted once none is newer than this. */
   orphanGraceMs: number;
+  /** Slices shared beyond the head and lease objects (src/cache/lease.ts) older than this are deleted (SHARED_TTL). */
+  sharedTtlMs?: number;
 }
 
 export type PruneReason = 'ttl' | 'max-bytes' | 'orphan';
@@ -51,8 +53,8 @@ export interface PruneSummary {
   /** Wall time of the run. */
   ms: number;
   scanned: Tally;
-  /** With dryRun: what would be deleted. `videos` counts cached videos (with a manifest); orphans are counted apart. */
-  deleted: Tally & { expired: number; overBudget: number; orphans: number };
+  /** With dryRun: what would be deleted. `videos` counts cached videos (with a manifest); orphans are counted apart; `shared`: objects of shared slices and leases past SHARED_TTL, of kept videos. */
+  deleted: Tally & { expired: number; overBudget: number; orphans: number; shared: number };
   kept: Tally;
   /** Objects the store refused to delete; a video whose manifest could not be deleted is kept. */
   failures: DeleteFailure[];
@@ -72,6 +74,7 @@ export const defaultPruneOptions = (config: Config): PruneOptions => ({
   dryRun: false,
   concurrency: DEFAULT_CONCURRENCY,
   orphanGraceMs: ORPHAN_GRACE_MS,
+  sharedTtlMs: config.SHARED_TTL,
 });
 
 interface Candidate {
@@ -129,10 +132,14 @@ export async function prune(store: StoreTier, options: PruneOptions, hooks: Prun
       ? { videos: chosen, objects: chosenObjects, bytes: chosen.reduce((n, video) => n + video.bytes, 0), failures: [] }
       : await deleteVideos(store, chosen, { concurrency: options.concurrency, signal, onDeleted: (n) => onProgress?.('delete', n, chosenObjects) });
 
+    const shared = await pruneShared(store, videos, doomed, started, options, signal);
+    result.objects += shared.objects;
+    result.bytes += shared.bytes;
+    result.failures.push(...shared.failures);
     const gone = new Set(result.videos);
     const countOf = (reason: PruneReason) => result.videos.filter((video) => doomed.get(video)?.reason === reason).length;
-    const scannedObjects = videos.reduce((n, v) => n + v.count, 0) + foreign.objects;
-    const scannedBytes = videos.reduce((n, v) => n + v.bytes, 0) + foreign.bytes;
+    const scannedObjects = videos.reduce((n, v) => n + v.count, 0) + foreign.objects + shared.leases.objects;
+    const scannedBytes = videos.reduce((n, v) => n + v.bytes, 0) + foreign.bytes + shared.leases.bytes;
     const deletedVideos = countOf('ttl') + countOf('max-bytes');
     const summary: PruneSummary = {
       dryRun: options.dryRun,
@@ -141,7 +148,7 @@ export async function prune(store: StoreTier, options: PruneOptions, hooks: Prun
       startedAt: new Date(started).toISOString(),
       ms: Date.now() - started,
       scanned: { videos: cached.length, objects: scannedObjects, bytes: scannedBytes },
-      deleted: { videos: deletedVideos, objects: result.objects, bytes: result.bytes, expired: countOf('ttl'), overBudget: countOf('max-bytes'), orphans: countOf('orphan') },
+      deleted: { videos: deletedVideos, objects: result.objects, bytes: result.bytes, expired: countOf('ttl'), overBudget: countOf('max-bytes'), orphans: countOf('orphan'), shared: shared.objects },
       kept: { videos: cached.length - deletedVideos, objects: scannedObjects - result.objects, bytes: scannedBytes - result.bytes },
       failures: result.failures,
       videos: chosen
@@ -158,6 +165,37 @@ export async function prune(store: StoreTier, options: PruneOptions, hooks: Prun
     hooks.metrics?.pruneRuns.inc({ outcome: signal?.aborted ? 'aborted' : 'failed' });
     throw error;
   }
+}
+
+/**
+ * Slices shared beyond the head of the videos kept, and lease objects, once
+ * older than `sharedTtlMs`: other nodes read them only while a video is being
+ * watched, and a lease outlives its fetch only as the mark of a shared slice.
+ */
+async function pruneShared(
+  store: StoreTier,
+  videos: readonly StoredVideo[],
+  doomed: ReadonlyMap<StoredVideo, unknown>,
+  started: number,
+  options: PruneOptions,
+  signal: AbortSignal | undefined,
+): Promise<{ objects: number; bytes: number; failures: DeleteFailure[]; leases: Tally }> {
+  const leases = { videos: 0, objects: 0, bytes: 0 };
+  if (options.sharedTtlMs === undefined) return { objects: 0, bytes: 0, failures: [], leases };
+  const cutoff = started - options.sharedTtlMs;
+  const stale = videos.filter((video) => !doomed.has(video)).flatMap((video) => video.shared.filter((object) => object.lastModified < cutoff));
+  for await (const page of store.list(store.keys.leasesRoot)) {
+    signal?.throwIfAborted();
+    leases.objects += page.length;
+    leases.bytes += page.reduce((n, object) => n + object.size, 0);
+    stale.push(...page.filter((object) => object.lastModified < cutoff));
+  }
+  const sum = (objects: readonly StoredObject[]) => objects.reduce((n, object) => n + object.size, 0);
+  if (options.dryRun || stale.length === 0) return { objects: stale.length, bytes: sum(stale), failures: [], leases };
+  const failures = await store.deleteKeys(stale.map((object) => object.key));
+  const failed = new Set(failures.map((failure) => failure.key));
+  const deleted = stale.filter((object) => !failed.has(object.key));
+  return { objects: deleted.length, bytes: sum(deleted), failures, leases };
 }
 
 /**
