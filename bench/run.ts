@@ -10,7 +10,8 @@
  *   BENCH_FANOUT_CLIENTS, BENCH_MEMORY_CLIENTS, BENCH_MEMORY_VIDEOS, BENCH_MEMORY_DURATION (s)
  *   BENCH_MANY_BUDGET        MEMORY_CACHE_BYTES of "many videos" (e.g. 64MiB; the working set is twice it)
  *   BENCH_DISK_MEMORY        MEMORY_CACHE_BYTES of "disk tier" (default 32MiB; the working set is ten times it; needs S3_ENDPOINT)
- *   BENCH_ONLY=1,5           run only these scenarios (results then go to {date}-only-1-5.json and .md)
+ *   BENCH_ONLY=1,5           run only these scenarios (BENCH_ONLY=6,10: the two memory-budget scenarios)
+ *   BENCH_LABEL=memory       results go to bench/results/<label>-<date>.json and .md instead of <date>.*
  *   BENCH_PRUNE_VIDEOS       video counts of the prune scenario (default 20000,100000; `npm run bench:prune` runs it alone)
  *   BENCH_PIN=0              do not pin the systems and the bench to separate CPUs
  *   BENCH_CPU_PROFILE=1      tubecache processes write V8 CPU profiles (kept with BENCH_KEEP)
@@ -18,6 +19,7 @@
  *   BENCH_KEEP=1             keep the temporary directory (logs, configs, profiles)
  *   BENCH_NGINX, BENCH_VARNISHD   other binaries (`none`: leave that column out)
  *   S3_ENDPOINT (+ S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_BUCKET, S3_REGION, S3_PREFIX)   an S3 bucket instead of the disk store under the bench's directory
+ *                            (scenario 11, nodes on one bucket, runs only then: it needs conditional writes)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,12 +34,13 @@ import { FAKE_YTDLP_PATH } from '../test/helpers/origin.js';
 import { startBackend } from './backend.js';
 import { type Bench, type BenchOptions, type Scenario, type ScenarioReport } from './context.js';
 import { describeMachine, markdown } from './report.js';
+import { clusterScenario } from './scenarios/cluster.js';
 import { coldMissScenario } from './scenarios/cold-miss.js';
 import { diskTierScenario } from './scenarios/disk-tier.js';
 import { fanoutScenario } from './scenarios/fanout.js';
 import { manyVideosScenario } from './scenarios/many-videos.js';
 import { pruneScenario, pruneSizes } from './scenarios/prune.js';
-import { memoryBoundScenario } from './scenarios/memory-bound.js';
+import { memoryBoundScenario, slowReadersScenario } from './scenarios/memory-bound.js';
 import { memoryHitScenarios } from './scenarios/memory-hit.js';
 import { s3HitScenario } from './scenarios/s3-hit.js';
 import { seekLeaveScenario } from './scenarios/seek-leave.js';
@@ -94,6 +97,9 @@ function scenarios(options: BenchOptions): Scenario[] {
     seekLeaveScenario(options.repeats),
     manyVideosScenario(options.manyBudget),
     pruneScenario(pruneSizes(env.BENCH_PRUNE_VIDEOS)),
+    slowReadersScenario(options.memoryClients),
+    // Nodes share fetches through S3 leases: on the disk store the scenario is left out (logged in main).
+    ...(env.S3_ENDPOINT ? [clusterScenario(options.repeats)] : []),
     diskTierScenario(parseSize(env.BENCH_DISK_MEMORY ?? '32MiB')),
   ];
 }
@@ -104,6 +110,7 @@ async function main(): Promise<void> {
   const options = readOptions();
   if (options.cpus) spawnSync('taskset', ['-a', '-p', '-c', options.cpus.bench, String(process.pid)], { stdio: 'ignore' });
   const selected = scenarios(options).filter((scenario) => options.only.size === 0 || options.only.has(scenario.id));
+  if (!env.S3_ENDPOINT) log('scenario 11 (nodes on one bucket) left out: it needs S3 with conditional writes (S3_ENDPOINT)');
   const dir = mkdtempSync(join(tmpdir(), 'tubecache-bench-'));
   log(`working directory ${dir}${options.quick ? ' (quick mode)' : ''}`);
 
@@ -174,16 +181,16 @@ async function main(): Promise<void> {
     }
     await store.store.close();
 
-    // A partial run does not overwrite the day's full results.
-    const date = new Date().toISOString().slice(0, 10) + (options.quick ? '-quick' : '') + (options.only.size ? `-only-${[...options.only].join('-')}` : '');
+    const date = new Date().toISOString().slice(0, 10) + (options.quick ? '-quick' : '');
+    const name = env.BENCH_LABEL ? `${env.BENCH_LABEL}-${date}` : date;
     const elapsedS = (performance.now() - started) / 1000;
     const table = markdown({ date, machine, options, reports, failures, elapsedS });
     const out = fileURLToPath(new URL('./results/', import.meta.url));
     mkdirSync(out, { recursive: true });
     const { only, ...serializable } = options;
-    writeFileSync(join(out, `${date}.json`), `${JSON.stringify({ date, machine, options: { ...serializable, only: [...only] }, elapsedS, reports, failures }, null, 2)}\n`);
-    writeFileSync(join(out, `${date}.md`), table);
-    process.stdout.write(`\n${table}\nwritten to bench/results/${date}.json and .md\n`);
+    writeFileSync(join(out, `${name}.json`), `${JSON.stringify({ date, machine, options: { ...serializable, only: [...only] }, elapsedS, reports, failures }, null, 2)}\n`);
+    writeFileSync(join(out, `${name}.md`), table);
+    process.stdout.write(`\n${table}\nwritten to bench/results/${name}.json and .md\n`);
     if (failures.length) process.exitCode = 1;
   } finally {
     for (const system of [...running].reverse()) await system.stop().catch((error: Error) => log(`stopping ${system.name}: ${error.message}`));

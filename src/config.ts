@@ -149,7 +149,7 @@ export const SETTINGS = {
   DISK_CACHE_BYTES: size('10GiB', 'byte budget of the disk tier, kept by evicting the least recently read files', 1),
   DISK_CACHE_QUEUE: int('64', 'slices and manifests waiting to be written to the disk tier; more are dropped and counted', 0),
 
-  MEMORY_CACHE_BYTES: size('100MiB', 'byte budget of the in-memory LRU'),
+  MEMORY_CACHE_BYTES: size('100MiB', 'byte budget of every slice byte in the process: cached, being filled, held by readers, streamed through, waiting for upload (at least 2 × SLICE_BYTES)'),
   MEMORY_CACHE_TTL: duration('5m', 'time to live of an entry in memory'),
   SLICE_BYTES: size('1MiB', 'size of a cache slice', 64 * 1024),
   HEAD_SECONDS: int('30', 'seconds from the start of each video persisted to S3'),
@@ -157,6 +157,9 @@ export const SETTINGS = {
   PERSIST: oneOf(['head', 'full'], 'head', 'head: the first HEAD_SECONDS; full: every slice'),
   UPLOAD_CONCURRENCY: int('4', 'S3 uploads running at once', 1, 256),
   UPLOAD_QUEUE: int('256', 'slices waiting for upload; more are dropped and counted', 0),
+  LEASE_TTL: duration('10s', 'a slice lease (nodes sharing a bucket) lapses this long after its last renewal; judged on the S3 clock, whose times are whole seconds', 2_000),
+  LEASE_WAIT: duration('20s', 'a node waiting for another node\'s slice fetches it from the origin itself after this long', 1),
+  SHARED_TTL: duration('10m', 'prune deletes slices beyond the head that a node uploaded for other nodes (and lapsed leases) once they are this old'),
   ACCESS_TOUCH_INTERVAL: duration('1m', 'how often one process records a video\'s last access in S3'),
 
   YTDLP_PATH: str('yt-dlp', 'the yt-dlp executable'),
@@ -212,6 +215,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const result = config as Config;
   if (result.SLICE_BYTES > 64 * 2 ** 20) throw new ConfigError('SLICE_BYTES', 'must be at most 64MiB (a slice is held in memory whole)');
+  // Less would leave no room to keep even a new video's first slice, and nothing for the chunks streamed past the cache.
+  if (result.MEMORY_CACHE_BYTES < 2 * result.SLICE_BYTES) throw new ConfigError('MEMORY_CACHE_BYTES', `must hold at least two slices (2 × SLICE_BYTES = ${2 * result.SLICE_BYTES} bytes)`);
   // Refused rather than ignored: an operator who set it expects a second tier that would not exist.
   if (result.DISK_CACHE_DIR && !result.S3_ENDPOINT) throw new ConfigError('DISK_CACHE_DIR', 'needs S3_ENDPOINT: without S3 the disk store under DATA_DIR already is the store; unset DISK_CACHE_DIR');
   if (!result.YTDLP_URL_TEMPLATE.includes('{id}')) throw new ConfigError('YTDLP_URL_TEMPLATE', 'must contain {id}');

@@ -13,7 +13,7 @@ export function createMetrics() {
   const registers = [registry];
   /** Filled in by the parts that own the numbers; read when /metrics is scraped. */
   const sources: {
-    memory?: () => { bytes: number; entries: number; budget: number };
+    memory?: () => { bytes: number; entries: number; budget: number; live: number; pooled: number };
     uploadQueue?: () => number;
     store?: () => { name: string; available: boolean };
     disk?: () => { bytes: number; entries: number; budget: number; queued: number };
@@ -73,10 +73,28 @@ export function createMetrics() {
     uploadQueue: new Gauge({ name: 'tubecache_upload_queue_length', help: 'Slices waiting for upload', registers, collect() { this.set(sources.uploadQueue?.() ?? 0); } }),
     uploadsDropped: new Counter({ name: 'tubecache_uploads_dropped_total', help: 'Slices not uploaded because the queue was full or S3 was down', registers }),
     uploads: new Counter({ name: 'tubecache_uploads_total', help: 'Slice uploads by outcome', labelNames: ['outcome'], registers }),
-    memoryBytes: new Gauge({ name: 'tubecache_memory_cache_bytes', help: 'Bytes held by the memory tier', registers, collect() { this.set(sources.memory?.().bytes ?? 0); } }),
+    leases: new Counter({ name: 'tubecache_leases_total', help: 'Slice lease claims between nodes on one bucket, by outcome', labelNames: ['outcome'], registers }),
+    memoryBytes: new Gauge({ name: 'tubecache_memory_cache_bytes', help: 'Bytes of the slices cached by the memory tier (a part of tubecache_slice_bytes_live)', registers, collect() { this.set(sources.memory?.().bytes ?? 0); } }),
     memoryBudget: new Gauge({ name: 'tubecache_memory_cache_budget_bytes', help: 'Byte budget of the memory tier (MEMORY_CACHE_BYTES)', registers, collect() { this.set(sources.memory?.().budget ?? 0); } }),
-    memoryEntries: new Gauge({ name: 'tubecache_memory_cache_entries', help: 'Entries held by the memory tier', registers, collect() { this.set(sources.memory?.().entries ?? 0); } }),
-    memoryEvictions: new Counter({ name: 'tubecache_memory_cache_evictions_total', help: 'Entries evicted from the memory tier to stay in budget', registers }),
+    sliceBytesLive: new Gauge({
+      name: 'tubecache_slice_bytes_live',
+      help: 'Slice bytes alive in the process (cached, being filled, held by readers, passing through, waiting for upload), never above MEMORY_CACHE_BYTES',
+      registers,
+      collect() {
+        this.set(sources.memory?.().live ?? 0);
+      },
+    }),
+    sliceBytesPooled: new Gauge({
+      name: 'tubecache_slice_bytes_pooled',
+      help: 'The part of tubecache_slice_bytes_live that is released slice Buffers kept for reuse',
+      registers,
+      collect() {
+        this.set(sources.memory?.().pooled ?? 0);
+      },
+    }),
+    slicesPassedThrough: new Counter({ name: 'tubecache_slices_passed_through_total', help: 'Slices streamed to one reader without being kept, because MEMORY_CACHE_BYTES had no room for them', registers }),
+    memoryEntries: new Gauge({ name: 'tubecache_memory_cache_entries', help: 'Slices and manifests held by the memory tier', registers, collect() { this.set(sources.memory?.().entries ?? 0); } }),
+    memoryEvictions: new Counter({ name: 'tubecache_memory_cache_evictions_total', help: 'Cached slices dropped to make room in MEMORY_CACHE_BYTES', registers }),
     diskBytes: new Gauge({ name: 'tubecache_disk_cache_bytes', help: 'Bytes on disk held by the disk tier (DISK_CACHE_DIR)', registers, collect() { this.set(sources.disk?.().bytes ?? 0); } }),
     diskBudget: new Gauge({ name: 'tubecache_disk_cache_budget_bytes', help: 'Byte budget of the disk tier (DISK_CACHE_BYTES; 0 without a disk tier)', registers, collect() { this.set(sources.disk?.().budget ?? 0); } }),
     diskEntries: new Gauge({ name: 'tubecache_disk_cache_entries', help: 'Files (slices and manifests) held by the disk tier', registers, collect() { this.set(sources.disk?.().entries ?? 0); } }),

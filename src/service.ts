@@ -4,7 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type Koa from 'koa';
 import { DiskTier } from './cache/disk-tier.js';
+import { LeaseBoard } from './cache/lease.js';
 import { MemoryTier } from './cache/memory-tier.js';
+import { SliceBudget } from './cache/slice-budget.js';
 import { openStore } from './cache/open-store.js';
 import { S3Store } from './cache/s3-store.js';
 import type { StoreTier } from './cache/store-tier.js';
@@ -21,6 +23,12 @@ import { Resolver } from './origin/resolver.js';
 
 /** yt-dlp's readiness is re-checked at most this often: it is a process start (a Python one). */
 const YTDLP_CHECK_MS = 60_000;
+/** How this node shares origin fetches with the others on its store (the `sharing` readiness detail). */
+const SHARING = {
+  leases: 'leases: nodes on this store fetch each slice from the origin once between them',
+  'per-node': 'per node: the store is not S3 with conditional writes, so each node fetches on its own',
+  unknown: 'not known yet: the conditional-write probe waits for the store to answer',
+} as const;
 /** Each readiness check gets this long, so /readyz answers within 2 s whatever hangs behind it. */
 const READY_CHECK_MS = 1_500;
 /** While draining, keep-alive connections that finish a response are closed this often instead of waiting for a next request. */
@@ -38,6 +46,7 @@ export class Service implements AppServices {
   readonly store: StoreTier;
   /** This node's disk tier between memory and S3 (DISK_CACHE_DIR), when set. */
   readonly disk: DiskTier | undefined;
+  readonly leases: LeaseBoard;
   readonly resolver: Resolver;
   readonly fetcher: OriginFetcher;
   readonly cache: TieredCache;
@@ -53,12 +62,13 @@ export class Service implements AppServices {
     this.config = config;
     this.logger = logger;
     this.metrics = metrics;
-    this.memory = new MemoryTier({ maxBytes: config.MEMORY_CACHE_BYTES, ttlMs: config.MEMORY_CACHE_TTL, metrics: this.metrics });
+    this.memory = new MemoryTier({ budget: new SliceBudget(config.MEMORY_CACHE_BYTES, config.SLICE_BYTES), ttlMs: config.MEMORY_CACHE_TTL, metrics: this.metrics });
     this.store = store;
     this.disk = disk;
+    this.leases = new LeaseBoard({ tier: store, config, metrics, logger });
     this.resolver = new Resolver({ config, metrics: this.metrics, logger });
     this.fetcher = new OriginFetcher({ config, resolver: this.resolver, metrics: this.metrics, logger });
-    this.cache = new TieredCache({ config, memory: this.memory, store, disk, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });
+    this.cache = new TieredCache({ config, memory: this.memory, store, disk, leases: this.leases, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });
     this.pruner = new Pruner({ store, config, metrics: this.metrics, logger });
     const admin = config.ADMIN_TOKEN !== '';
     this.app = createApp(this, admin && config.ADMIN_PORT === 0 ? adminApi(this) : undefined);
@@ -78,9 +88,11 @@ export class Service implements AppServices {
         await service.close();
         throw new ConfigError('S3_BUCKET', error.message);
       }
-      // S3 unreachable: serve from memory and the origin until it is back.
+      // S3 unreachable: serve from memory and the origin until it is back (the first lease claim then probes it).
       logger.error({ err: error }, 'S3 is not reachable at start-up; serving without it until it answers');
+      return service;
     }
+    await service.leases.probe();
     return service;
   }
 
@@ -105,7 +117,7 @@ export class Service implements AppServices {
   async readiness(): Promise<Record<string, ReadinessCheck>> {
     if (this.#closing) return { shutdown: { ok: false, detail: 'shutting down' } };
     const [store, ytdlp] = await Promise.all([withinDeadline(this.store.ping().then(() => ({ ok: true }))), withinDeadline(this.#ytdlpReady())]);
-    return { store, ytdlp };
+    return { store, ytdlp, sharing: { ok: true, detail: SHARING[this.leases.mode] } };
   }
 
   async #ytdlpReady(): Promise<ReadinessCheck> {
@@ -129,6 +141,7 @@ export class Service implements AppServices {
     await Promise.all([this.pruner.stop(), ...this.#servers.map((server) => drain(server, graceMs))]);
     this.#servers = [];
     await this.cache.close(Math.max(0, deadline - Date.now()));
+    this.leases.close();
     this.fetcher.close();
     await Promise.all([this.store.store.close(), this.disk?.close()]);
   }

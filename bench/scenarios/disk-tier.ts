@@ -1,5 +1,5 @@
 /**
- * Scenario 10: a working set ten times the memory budget, every slice in S3
+ * Scenario 12: a working set ten times the memory budget, every slice in S3
  * (PERSIST=full), clients picking videos uniformly at random; the same load on
  * a node with a disk tier (DISK_CACHE_DIR, its budget above the working set)
  * and on one without. Reported: bytes by tier and S3 GETs per GB served.
@@ -39,7 +39,7 @@ export function diskTierScenario(memoryBudget: number | undefined): Scenario {
   const workingSet = ids.length * size;
   const diskBudget = 2 ** Math.ceil(Math.log2(2 * workingSet));
   const scenario: Scenario = {
-    id: '10',
+    id: '12',
     title: `Disk tier: ${ids.length} videos (${mb(workingSet)}, 10× the ${mb(memoryBudget)} memory budget), every slice in S3, with DISK_CACHE_BYTES=${diskBudget / MiB}MiB and without a disk tier`,
     videos: ids.map((id) => ({ id, kind: 'short' as const })),
     async run(bench) {

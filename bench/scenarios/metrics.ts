@@ -11,11 +11,18 @@ export async function scrape(url: string): Promise<Map<string, number>> {
 
 export type Tier = 'memory' | 's3' | 'origin';
 
-/** Bytes served per tier between two scrapes. */
+/** The sum of the series whose text starts with `prefix` (`name` alone: every label value; `name{tier="s3"`: the other labels summed). */
+export function sum(metrics: Map<string, number>, prefix: string): number {
+  let total = 0;
+  for (const [series, value] of metrics) if (series === prefix || series.startsWith(prefix.includes('{') ? prefix : `${prefix}{`)) total += value;
+  return total;
+}
+
+/** Bytes served per tier between two scrapes (summed over formats). */
 export function servedByTier(before: Map<string, number>, after: Map<string, number>): Record<Tier, number> {
   const delta = (tier: string) => {
-    const key = `tubecache_served_bytes_total{tier="${tier}"}`;
-    return (after.get(key) ?? 0) - (before.get(key) ?? 0);
+    const prefix = `tubecache_served_bytes_total{tier="${tier}"`;
+    return sum(after, prefix) - sum(before, prefix);
   };
   // `s3` is the persistent tier, whichever store it is (disk without S3_ENDPOINT).
   return { memory: delta('memory'), s3: delta('s3') + delta('disk'), origin: delta('origin') };

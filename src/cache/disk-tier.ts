@@ -113,12 +113,12 @@ export class DiskTier {
    * version, a corrupt file or one it cannot read: the file is then deleted and
    * the caller continues from the byte `push` reached (every byte pushed was checked).
    */
-  async fill(manifest: Manifest, index: number, push: (chunk: Buffer) => void, signal: AbortSignal): Promise<boolean> {
+  async fill(manifest: Manifest, index: number, push: (chunk: Buffer) => unknown, signal: AbortSignal): Promise<boolean> {
     const key = this.#tier.keys.slice(manifest, index);
     try {
       const slice = await this.#tier.openSlice(manifest, index, signal);
       if (slice) {
-        for await (const chunk of slice) push(chunk);
+        for await (const chunk of slice) await push(chunk);
         this.#touch(key);
         return true;
       }
@@ -135,13 +135,16 @@ export class DiskTier {
     return false;
   }
 
-  /** Queues a slice read from S3 or the origin for the disk; dropped and counted when the queue is full. */
-  writeSlice(manifest: Manifest, index: number, bytes: Buffer): void {
-    this.#enqueue(this.#tier.keys.slice(manifest, index), bytes.length, () => this.#tier.putSlice(manifest, index, bytes));
+  /**
+   * Queues a slice read from S3 or the origin for the disk; dropped and counted
+   * when the queue is full. `done` runs once the bytes are no longer needed (written, failed or dropped).
+   */
+  writeSlice(manifest: Manifest, index: number, bytes: Buffer, done?: () => void): void {
+    this.#enqueue(this.#tier.keys.slice(manifest, index), bytes.length, () => this.#tier.putSlice(manifest, index, bytes), done);
   }
 
   writeManifest(manifest: Manifest): void {
-    this.#enqueue(this.#tier.keys.manifest(manifest), 0, () => this.#tier.putManifest(manifest));
+    this.#enqueue(this.#tier.keys.manifest(manifest), 0, () => this.#tier.putText(this.#tier.keys.manifest(manifest), JSON.stringify(manifest, null, 2), 'application/json'));
   }
 
   /** Forgets a video's manifest (its version changed at the origin); its slices then read as another version and are dropped. */
@@ -149,10 +152,10 @@ export class DiskTier {
     await this.#drop(this.#tier.keys.manifest(video));
   }
 
-  #enqueue(key: string, bytes: number, put: () => Promise<void>): void {
-    if (this.#closing || bytes > this.budget) return;
+  #enqueue(key: string, bytes: number, put: () => Promise<void>, done = () => {}): void {
+    if (this.#closing || bytes > this.budget) return done();
     const task = this.#writes.tryRun(async () => {
-      if (this.#closing) return;
+      if (this.#closing) return done();
       try {
         await this.#evict(bytes, key);
         await put();
@@ -163,9 +166,13 @@ export class DiskTier {
       } catch (error) {
         this.#metrics.diskWrites.inc({ outcome: 'error' });
         this.#log.warn({ key, err: error }, 'disk tier write failed');
+      } finally {
+        done();
       }
     });
-    if (!task) this.#metrics.diskWritesDropped.inc();
+    if (task) return;
+    this.#metrics.diskWritesDropped.inc();
+    done();
   }
 
   /** Evicts the least recently read files until `incoming` more bytes (replacing `key`, if held) fit the budget. */

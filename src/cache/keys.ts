@@ -33,16 +33,30 @@ export class ObjectKeys {
   slice(video: VideoRef, index: number): string {
     return `${this.video(video)}slices/${index}`;
   }
+  /** A slice beyond the head uploaded for other nodes (src/cache/lease.ts); prune deletes it after SHARED_TTL. */
+  shared(video: VideoRef, index: number): string {
+    return `${this.video(video)}shared/${index}`;
+  }
+
+  /** Leases live apart from the videos, so that a listing of videos never meets them. */
+  get leasesRoot(): string {
+    return `${this.prefix}leases/`;
+  }
+  lease(video: VideoRef, index: number): string {
+    return `${this.leasesRoot}${video.id}/${video.format}/${index}`;
+  }
 
   /** The video a key belongs to, and what the key is; undefined for keys outside the layout. */
-  parse(key: string): { id: string; format: string; kind: 'manifest' | 'access' | 'slice'; index?: number } | undefined {
+  parse(key: string): { id: string; format: string; kind: 'manifest' | 'access' | 'slice' | 'shared'; index?: number } | undefined {
     if (!key.startsWith(this.videosRoot)) return undefined;
     const parts = key.slice(this.videosRoot.length).split('/');
     const [id, format, name, index] = parts;
     if (!id || !format || !name) return undefined;
     if (parts.length === 3 && name === 'manifest.json') return { id, format, kind: 'manifest' };
     if (parts.length === 3 && name === 'access') return { id, format, kind: 'access' };
-    if (parts.length === 4 && name === 'slices' && index !== undefined && /^\d+$/.test(index)) return { id, format, kind: 'slice', index: Number(index) };
+    if (parts.length === 4 && (name === 'slices' || name === 'shared') && index !== undefined && /^\d+$/.test(index)) {
+      return { id, format, kind: name === 'slices' ? 'slice' : 'shared', index: Number(index) };
+    }
     return undefined;
   }
 }

@@ -74,6 +74,10 @@ export const withPersisted = (manifest: Manifest, persisted: Iterable<number>): 
   persisted: [...new Set([...manifest.persisted, ...persisted])].sort((a, b) => a - b),
 });
 
+/** Our copy of a version over the stored one (another node may have written since): the slices both recorded, our head plan if we have one. */
+export const mergeManifest = (stored: Manifest, ours: Manifest): Manifest =>
+  withPersisted(ours.head || !stored.head ? ours : { ...ours, head: stored.head, duration: stored.duration, headSlices: stored.headSlices }, stored.persisted);
+
 /**
  * Parses a manifest read from S3; anything malformed, or from another slice size
  * or selector when `sliceBytes` or `selector` is given (the service's), is

@@ -76,18 +76,26 @@ export class DeadlineHttpHandler extends NodeHttpHandler {
 }
 
 /**
- * The body, failing with S3_IDLE_TIMEOUT when no chunk arrives for `idleMs`.
- * The time counts from the last chunk handed on, so a reader that stops
- * reading would trip it too; tubecache's readers take each chunk at once.
+ * The body, failing with S3_IDLE_TIMEOUT when no chunk arrives for `idleMs`
+ * while the reader waits for one. A reader that stops reading (a slice
+ * streamed through to a slow client) stops the clock: the stall is its own.
  */
 function idleDeadline(body: Readable, idleMs: number): Readable {
   const guarded = new Transform({
     transform(chunk, _encoding, done) {
-      timer.refresh();
+      waiting = false;
       done(null, chunk);
     },
   });
-  const timer = setTimeout(() => guarded.destroy(new S3DeadlineError('S3_IDLE_TIMEOUT', 'no body bytes', idleMs)), idleMs);
+  let waiting = true;
+  const timer = setTimeout(() => waiting && guarded.destroy(new S3DeadlineError('S3_IDLE_TIMEOUT', 'no body bytes', idleMs)), idleMs);
+  // _read runs when the reader wants more: the clock runs from then until a chunk arrives (refresh re-arms a timer that fired).
+  const read = guarded._read.bind(guarded);
+  guarded._read = (size) => {
+    waiting = true;
+    timer.refresh();
+    read(size);
+  };
   // Whatever ends the guarded stream (the end, a failure, a reader that leaves) destroys the socket's body with it.
   pipeline(body, guarded, () => clearTimeout(timer));
   return guarded;

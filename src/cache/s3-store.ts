@@ -148,8 +148,20 @@ export class S3Store implements ObjectStore {
   }
 
   async head(key: string): Promise<ObjectHead | undefined> {
-    const response = await translate(`head ${key}`, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key })), true);
+    const command = new HeadObjectCommand({ Bucket: this.bucket, Key: key });
+    let date: string | undefined;
+    // The SDK drops the Date header from its output; leases need the server's clock (src/cache/lease.ts).
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        date = (result.response as { headers?: Record<string, string> }).headers?.date;
+        return result;
+      },
+      { step: 'deserialize' },
+    );
+    const response = await translate(`head ${key}`, () => this.client.send(command), true);
     if (!response) return undefined;
+    const serverTime = date === undefined ? Number.NaN : Date.parse(date);
     return {
       key,
       size: response.ContentLength ?? 0,
@@ -157,6 +169,7 @@ export class S3Store implements ObjectStore {
       etag: response.ETag ?? '',
       contentType: response.ContentType,
       metadata: response.Metadata ?? {},
+      ...(Number.isFinite(serverTime) && { serverTime }),
     };
   }
 

@@ -1,73 +1,77 @@
 import type { TierName } from '../metrics.js';
+import type { Lease } from './lease.js';
+import type { Charge } from './slice-budget.js';
+import { SliceFill } from './slice-fill.js';
+
+/** Never aborts: `settled` waits for the fill itself. */
+const NEVER = new AbortController().signal;
 
 /**
  * One slice being fetched (from S3 or the origin), shared by every reader that
  * wants it: readers get the bytes as they arrive, from any offset, without
  * waiting for the whole slice. When the last holder lets go and nothing pins it
- * (head persistence), the fetch is aborted.
+ * (head persistence), the fetch is aborted. The slice's bytes are charged to
+ * the budget before the fetch starts; the flight's own hold on the charge ends
+ * once the fill has returned (`close`) and no reader holds the flight.
  */
-export class SliceFlight {
+export class SliceFlight extends SliceFill {
   /**
    * The slice, filled in place as chunks arrive. Allocated once at the first
    * byte (the length is known by then): arriving chunks are copied in and
    * dropped, so a slice costs its length, not its chunks plus their concatenation.
    */
   #buffer: Buffer | undefined;
-  received = 0;
-  state: 'running' | 'done' | 'failed' = 'running';
-  error: unknown;
-  /** Where the bytes come from: the store it started from, 'origin' as soon as any byte did. */
-  tier: Exclude<TierName, 'memory'>;
-  /** The manifest version the bytes belong to (unknown until a new video's first response). */
-  etag: string | undefined;
   /** The whole slice, once done. */
   bytes: Buffer | undefined;
-  readonly controller = new AbortController();
-  #holders = 0;
+  readonly charge: Charge;
+  /** This node's lease on the slice (nodes sharing a bucket): the bytes are to be uploaded for the others. */
+  lease: Lease | undefined;
   #pinned = false;
-  #wake = deferred();
+  #closed = false;
+  #dropped = false;
 
-  /** `length` may be unknown until the first origin response (a new video's first slice). */
-  constructor(public length: number | undefined, tier: Exclude<TierName, 'memory'>) {
-    this.tier = tier;
+  /** `length` may be unknown until the first origin response (a new video's first slice, charged a whole SLICE_BYTES until then). */
+  constructor(length: number | undefined, tier: Exclude<TierName, 'memory'>, charge: Charge) {
+    super(length, tier);
+    this.charge = charge;
   }
 
   push(chunk: Buffer): void {
-    if (this.state !== 'running') return;
-    if (this.length === undefined || this.received + chunk.length > this.length) {
-      return this.fail(new Error(`slice of ${this.length} bytes got a chunk at ${this.received} of ${chunk.length} bytes`));
+    if (this.state !== 'running' || this.overrun(chunk)) return;
+    if (!this.#buffer) {
+      this.charge.shrink(this.length!);
+      this.#buffer = this.charge.allocate(this.length!);
     }
-    this.#buffer ??= Buffer.allocUnsafe(this.length);
     chunk.copy(this.#buffer, this.received);
     this.received += chunk.length;
-    this.#notify();
+    this.notify();
   }
 
-  finish(): void {
-    if (this.state !== 'running') return;
-    if (this.received !== this.length) return this.fail(new Error(`slice ended at ${this.received} of ${this.length} bytes`));
+  protected override completed(): void {
     // The one copy of a slice, for the memory tier and the upload.
     this.bytes = this.#buffer ?? Buffer.alloc(0);
-    this.state = 'done';
-    this.#notify();
-  }
-
-  fail(error: unknown): void {
-    if (this.state !== 'running') return;
-    this.state = 'failed';
-    this.error = error;
-    this.#notify();
-  }
-
-  hold(): void {
-    this.#holders++;
   }
 
   release(): void {
-    this.#holders--;
+    this.holders--;
     // Every byte arrived but the fetch has not returned yet: let it finish and be cached.
     const complete = this.received === this.length;
-    if (this.#holders === 0 && !this.#pinned && this.state === 'running' && !complete) this.controller.abort(new Error('no reader left'));
+    if (this.holders === 0 && !this.#pinned && this.state === 'running' && !complete) this.controller.abort(new Error('no reader left'));
+    this.#letGo();
+  }
+
+  /** The fill has returned and handed the bytes on (memory, upload): the flight keeps them only for its readers. */
+  close(): void {
+    this.#closed = true;
+    this.#letGo();
+  }
+
+  #letGo(): void {
+    if (!this.#closed || this.holders > 0 || this.#dropped) return;
+    this.#dropped = true;
+    this.#buffer = undefined;
+    this.bytes = undefined;
+    this.charge.release();
   }
 
   /** Keeps the fetch going without readers (the slice is to be persisted). */
@@ -75,19 +79,9 @@ export class SliceFlight {
     this.#pinned = true;
   }
 
-  get aborted(): boolean {
-    return this.controller.signal.aborted;
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = deferred();
-    wake.resolve();
-  }
-
   /** Resolves once the fetch is done or failed; never rejects. */
   async settled(): Promise<void> {
-    while (this.state === 'running') await this.#wake.promise;
+    while (this.state === 'running') await this.changed(NEVER);
   }
 
   /** Yields bytes [from, to] (inclusive, relative to the slice) as they arrive: views of the slice, never copies. */
@@ -102,27 +96,7 @@ export class SliceFlight {
       }
       if (this.state === 'failed') throw this.error;
       if (this.state === 'done') throw new Error(`slice has ${this.received} bytes, reader wanted up to ${to}`);
-      await waitFor(this.#wake.promise, signal);
+      await this.changed(signal);
     }
   }
-}
-
-/** Node 20 has no Promise.withResolvers. */
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((done) => (resolve = done));
-  return { promise, resolve };
-}
-
-/** Awaits `promise`, or rejects as soon as `signal` aborts (a client that left). */
-function waitFor(promise: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    });
-  });
 }

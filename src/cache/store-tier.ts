@@ -3,7 +3,7 @@ import type { Metrics } from '../metrics.js';
 import { ObjectKeys, type VideoRef, type VideoRequest } from './keys.js';
 import { parseManifest, sliceBounds, type Manifest } from './manifest.js';
 import { openSlice as openStoredSlice, sliceHeader } from './slice-codec.js';
-import { listAll, readAll, type ListOptions, type ListPage, type ObjectInfo, type ObjectStore } from './store.js';
+import { listAll, readAll, readObject, type ListOptions, type ListPage, type ObjectHead, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
 import { bodyOf } from './store-util.js';
 
 /** After a failed request, the store is skipped for this long (nginx's fail_timeout), so an outage costs one timeout, not one per request. */
@@ -64,8 +64,28 @@ export class StoreTier {
     return text === undefined ? undefined : parseManifest(text, { ...video, sliceBytes });
   }
 
-  async putManifest(manifest: Manifest): Promise<void> {
-    await this.putText(this.keys.manifest(manifest), JSON.stringify(manifest, null, 2), 'application/json');
+  /**
+   * Writes `change(stored)` as the video's manifest. With conditional writes
+   * (`cas`), a compare-and-swap on the etag read, read again and retried when
+   * another node wrote in between, so no node's entries are lost; without, a
+   * plain put. `change` returning undefined writes nothing.
+   */
+  async updateManifest(video: Pick<Manifest, 'id' | 'format' | 'selector'>, sliceBytes: number, change: (stored: Manifest | undefined) => Manifest | undefined, cas: boolean): Promise<void> {
+    const key = this.keys.manifest(video);
+    for (;;) {
+      const object = cas ? await this.#call('get', () => readObject(this.store, key)) : undefined;
+      const stored = object && parseManifest(object.bytes.toString('utf8'), { ...video, sliceBytes });
+      const next = change(stored);
+      if (!next) return;
+      const body = Buffer.from(JSON.stringify(next, null, 2));
+      const condition = !cas ? {} : object ? { ifMatch: object.etag } : { ifNoneMatch: '*' as const };
+      try {
+        await this.#call('put', () => this.store.put(key, body, { contentType: 'application/json', ...condition }));
+        return;
+      } catch (error) {
+        if (!isTubeError(error, 'PRECONDITION_FAILED')) throw error;
+      }
+    }
   }
 
   async getText(key: string): Promise<string | undefined> {
@@ -82,9 +102,9 @@ export class StoreTier {
    * (absent, or of another version). A chunk that fails its check throws
    * SLICE_CORRUPT; a store failure throws STORE_ERROR.
    */
-  async openSlice(manifest: Manifest, index: number, signal: AbortSignal): Promise<AsyncGenerator<Buffer> | undefined> {
+  async openSlice(manifest: Manifest, index: number, signal: AbortSignal, shared = false): Promise<AsyncGenerator<Buffer> | undefined> {
     return this.#call('get-slice', async () => {
-      const object = await this.store.get(this.keys.slice(manifest, index), undefined, signal);
+      const object = await this.store.get(this.#sliceKey(manifest, index, shared), undefined, signal);
       if (!object) return undefined;
       const slice = await openStoredSlice(object.body, { etag: manifest.etag, length: sliceBounds(manifest, index).length }).catch((error: unknown) => {
         object.cancel();
@@ -110,10 +130,24 @@ export class StoreTier {
     this.#downUntil = Date.now() + DOWN_MS;
   }
 
-  /** Stores a whole slice with its digests; visible only once complete. */
-  async putSlice(manifest: Manifest, index: number, bytes: Buffer): Promise<void> {
+  /** A small object's head (a lease): counted, and a failure opens the skip window like any other. */
+  headObject(key: string): Promise<ObjectHead | undefined> {
+    return this.#call('head', () => this.store.head(key));
+  }
+
+  /** A small object, maybe conditional (a lease); a refused condition is PRECONDITION_FAILED and no failure of the store. */
+  async putObject(key: string, body: Buffer, options: PutOptions): Promise<string> {
+    return (await this.#call('put', () => this.store.put(key, body, options))).etag;
+  }
+
+  /** Stores a whole slice with its digests; visible only once complete. `shared`: one beyond the head, for other nodes. */
+  async putSlice(manifest: Manifest, index: number, bytes: Buffer, shared = false): Promise<void> {
     const header = sliceHeader(bytes, manifest.etag);
-    await this.#call('put-slice', () => this.store.put(this.keys.slice(manifest, index), bodyOf(header, bytes), { contentType: 'application/octet-stream' }));
+    await this.#call('put-slice', () => this.store.put(this.#sliceKey(manifest, index, shared), bodyOf(header, bytes), { contentType: 'application/octet-stream' }));
+  }
+
+  #sliceKey(manifest: Manifest, index: number, shared: boolean): string {
+    return shared ? this.keys.shared(manifest, index) : this.keys.slice(manifest, index);
   }
 
   async touch(video: VideoRef, at = new Date()): Promise<void> {

@@ -20,6 +20,11 @@ export interface ObjectHead extends ObjectInfo {
   readonly contentType: string | undefined;
   /** Small string pairs (S3 allows 2 KB in all), stored with the bytes. */
   readonly metadata: Readonly<Record<string, string>>;
+  /**
+   * The store's clock when it answered (S3: the Date header), to compare with
+   * `lastModified` on one clock; absent from stores on this machine's clock.
+   */
+  readonly serverTime?: number;
 }
 
 export interface ObjectBody extends ObjectHead {
@@ -99,11 +104,16 @@ export async function* listAll(store: ObjectStore, prefix: string, startAfter?: 
 
 /** A whole object's bytes, or undefined (small objects: manifests, access times). */
 export async function readAll(store: ObjectStore, key: string): Promise<Buffer | undefined> {
+  return (await readObject(store, key))?.bytes;
+}
+
+/** A whole small object with its etag (what a compare-and-swap puts `ifMatch`). */
+export async function readObject(store: ObjectStore, key: string): Promise<{ bytes: Buffer; etag: string } | undefined> {
   const object = await store.get(key);
   if (!object) return undefined;
   const chunks: Buffer[] = [];
   for await (const chunk of object.body) chunks.push(chunk);
-  return Buffer.concat(chunks);
+  return { bytes: Buffer.concat(chunks), etag: object.etag };
 }
 
 /** Clamps a requested range to an object of `size` bytes (a start past the end reads nothing). */

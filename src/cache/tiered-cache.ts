@@ -11,25 +11,30 @@ import type { FormatName } from '../origin/format.js';
 import type { VideoId } from '../origin/video-id.js';
 import type { VideoRef, VideoRequest } from './keys.js';
 import { planHead } from './head.js';
-import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, sliceBounds, withPersisted, type Manifest } from './manifest.js';
+import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, mergeManifest, sliceBounds, withPersisted, type Manifest } from './manifest.js';
+import type { Done, Lease, LeaseBoard } from './lease.js';
 import type { DiskTier } from './disk-tier.js';
-import type { MemoryTier } from './memory-tier.js';
+import type { HeldSlice, MemoryTier } from './memory-tier.js';
+import type { Charge } from './slice-budget.js';
 import type { StoreTier } from './store-tier.js';
 import { SliceFlight } from './slice-flight.js';
+import { SliceStream } from './slice-stream.js';
 import { skipBytes } from './store-util.js';
 
 export type CacheStatus = 'HIT' | 'HIT-DISK' | 'HIT-S3' | 'MISS';
 
-/** A slice a reader holds: bytes already in memory, or a fetch in flight. */
-type SliceHandle = { tier: 'memory'; bytes: Buffer; flight?: undefined } | { tier?: undefined; bytes?: undefined; flight: SliceFlight };
+/** A slice a reader holds (each with its own hold on the bytes' charge): bytes already in memory, a shared fetch in flight, or a pass-through stream. */
+type SliceHandle = { tier: 'memory'; slice: HeldSlice; flight?: undefined } | { tier?: undefined; slice?: undefined; flight: SliceFlight | SliceStream };
+/** A slice kept in memory or on its way there. */
+type KeptHandle = { tier: 'memory'; slice: HeldSlice; flight?: undefined } | { tier?: undefined; slice?: undefined; flight: SliceFlight };
 
 /** Where a slice's bytes will come from, decided once by `#locate` for both the X-Cache-Status plan and the read. */
 type SliceSource =
-  | { tier: 'memory'; bytes: Buffer; flight?: undefined }
+  | { tier: 'memory'; slice: HeldSlice; flight?: undefined }
   /** A fetch already running: its tier is where it reads from (origin once any byte came from there). */
-  | { tier: Exclude<TierName, 'memory'>; bytes?: undefined; flight: SliceFlight }
+  | { tier: Exclude<TierName, 'memory'>; slice?: undefined; flight: SliceFlight }
   /** A new fetch, from the store or the origin. */
-  | { tier: Exclude<TierName, 'memory'>; bytes?: undefined; flight?: undefined };
+  | { tier: Exclude<TierName, 'memory'>; slice?: undefined; flight?: undefined };
 
 const STATUS: Record<TierName, CacheStatus> = { memory: 'HIT', disk: 'HIT-DISK', s3: 'HIT-S3', origin: 'MISS' };
 /** A request's status is that of its worst slice: one origin slice makes it a MISS. */
@@ -37,6 +42,8 @@ const RANK: Record<TierName, number> = { memory: 0, disk: 1, s3: 1, origin: 2 };
 
 /** Uploaded head slices read back by prefetch at most this many at a time. */
 const PREFETCH_PARALLEL = 2;
+/** Waits for slice budget that only the bytes' release ends (prefetch and a new video's first slice have no reader to stream to). */
+const NO_DEADLINE = new AbortController().signal;
 
 /**
  * The read-through cache: memory → disk tier (DISK_CACHE_DIR, when set) → store (disk or S3) → origin, slice by slice. One fetch per
@@ -48,6 +55,7 @@ export class TieredCache {
   readonly #memory: MemoryTier;
   readonly #store: StoreTier;
   readonly #disk: DiskTier | undefined;
+  readonly #leases: LeaseBoard;
   readonly #resolver: Resolver;
   readonly #fetcher: OriginFetcher;
   readonly #metrics: Metrics;
@@ -59,16 +67,19 @@ export class TieredCache {
   readonly #headPlans = new Map<string, Promise<void>>();
   readonly #touched: LRUCache<string, true>;
   readonly #touches = new Set<Promise<void>>();
+  /** Early manifest writes and uploads of leased slices: never dropped, waited for by idle(). */
+  readonly #sharing = new Set<Promise<void>>();
   /** Versions dropped because the origin's bytes changed: a stored copy (not yet deleted) or a late commit must not bring them back. */
   readonly #invalidated = new LRUCache<string, true>({ max: 10_000 });
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
   #closing = false;
 
-  constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; disk?: DiskTier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
+  constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; disk?: DiskTier; leases: LeaseBoard; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
     this.#config = options.config;
     this.#memory = options.memory;
     this.#store = options.store;
     this.#disk = options.disk;
+    this.#leases = options.leases;
     this.#resolver = options.resolver;
     this.#fetcher = options.fetcher;
     this.#metrics = options.metrics;
@@ -115,9 +126,8 @@ export class TieredCache {
     }
     if (this.#store.available) {
       try {
-        const stored = await this.#store.getManifest(video, this.#config.SLICE_BYTES);
-        if (stored && !this.#invalidated.has(versionKey(stored))) {
-          this.#memory.putManifest(stored);
+        const stored = await this.#storedManifest(video);
+        if (stored) {
           this.#disk?.writeManifest(stored);
           return { manifest: stored, tier: this.#store.name };
         }
@@ -125,13 +135,35 @@ export class TieredCache {
         this.#log.warn({ videoId: video.id, err: error }, 'store manifest read failed; using the origin');
       }
     }
-    return { manifest: await this.#manifestFromOrigin(video), tier: 'origin' };
+    return this.#manifestFromOrigin(video);
   }
 
-  /** Resolves the video and starts its first slice; the first response tells size, type and version. */
-  async #manifestFromOrigin(video: VideoRequest): Promise<Manifest> {
-    const resolution = await this.#resolver.resolve(video);
-    const flight = new SliceFlight(undefined, 'origin');
+  async #storedManifest(video: VideoRequest): Promise<Manifest | undefined> {
+    const stored = await this.#store.getManifest(video, this.#config.SLICE_BYTES);
+    if (!stored || this.#invalidated.has(versionKey(stored))) return undefined;
+    this.#memory.putManifest(stored);
+    return stored;
+  }
+
+  /**
+   * Resolves the video and starts its first slice; the first response tells
+   * size, type and version. Under the first slice's lease (src/cache/lease.ts):
+   * a node that loses it waits for the holder's manifest instead of running yt-dlp.
+   */
+  async #manifestFromOrigin(video: VideoRequest): Promise<{ manifest: Manifest; tier: TierName }> {
+    const claim = await this.#leases.claim(this.#store.keys.lease(video, 0), () => this.#storedManifest(video));
+    if (claim.found) return { manifest: claim.found, tier: this.#store.name };
+    const resolution = await this.#resolver.resolve(video).catch((error: unknown) => {
+      void claim.lease?.release();
+      throw error;
+    });
+    // The length is unknown until the first response: a whole slice is charged, the rest given back at the first byte.
+    const charge = await this.#memory.budget.charge(this.#config.SLICE_BYTES, NO_DEADLINE, true).catch((error: unknown) => {
+      void claim.lease?.release();
+      throw error;
+    });
+    const flight = new SliceFlight(undefined, 'origin', charge);
+    flight.lease = claim.lease;
     flight.pin();
     const facts = new Promise<OriginFacts>((resolve, reject) => {
       this.#runFlight(video, undefined, 0, flight, resolve).then(() => {
@@ -151,7 +183,9 @@ export class TieredCache {
     flight.etag = manifest.etag;
     this.#memory.putManifest(manifest);
     this.#disk?.writeManifest(manifest);
-    return manifest;
+    // Written before any slice lands, so other nodes learn size, type and version without yt-dlp.
+    if (claim.lease) this.#share(this.#writeManifest(manifest));
+    return { manifest, tier: 'origin' };
   }
 
   #headSlices(size: number, duration: number | undefined): number {
@@ -182,8 +216,8 @@ export class TieredCache {
    * not a plan).
    */
   #locate(manifest: Manifest, index: number, touch: boolean): SliceSource {
-    const bytes = touch ? this.#memory.getSlice(manifest, index) : this.#memory.peekSlice(manifest, index);
-    if (bytes) return { tier: 'memory', bytes };
+    const slice = touch ? this.#memory.getSlice(manifest, index) : this.#memory.peekSlice(manifest, index);
+    if (slice) return { tier: 'memory', slice };
     const flight = this.#flights.get(`${videoKey(manifest)}/${index}`);
     if (flight && flight.state === 'running' && !flight.aborted && (flight.etag === undefined || flight.etag === manifest.etag)) return { tier: flight.tier, flight };
     if (this.#disk?.has(manifest, index)) return { tier: 'disk' };
@@ -194,14 +228,50 @@ export class TieredCache {
     return this.#isPersisted(manifest, index) && this.#store.available;
   }
 
-  #open(video: VideoRequest, manifest: Manifest, index: number): SliceHandle {
-    const source = this.#locate(manifest, index, true);
-    if (source.bytes) return { tier: 'memory', bytes: source.bytes };
+  /**
+   * Slice `index` for a reader starting `from` bytes into it: from memory, a
+   * fetch to join, a new fetch that keeps the slice, or, when the budget has
+   * no room for the whole slice, a stream through to this reader alone.
+   */
+  async #open(video: VideoRequest, manifest: Manifest, index: number, from: number): Promise<SliceHandle> {
+    const kept = await this.#acquire(video, manifest, index);
+    if (kept) return kept;
+    const source = this.#locate(manifest, index, false);
+    const stream: SliceStream = new SliceStream(sliceBounds(manifest, index).length, source.tier === 'memory' ? 'origin' : source.tier, this.#memory.budget, () => {
+      this.#metrics.slicesPassedThrough.inc();
+      void this.#runFlight(video, manifest, index, stream);
+    });
+    stream.etag = manifest.etag;
+    stream.skipTo(from);
+    stream.hold();
+    return { flight: stream };
+  }
+
+  /**
+   * Slice `index` from memory, a fetch to join, or a new fetch charged to the
+   * budget; undefined when the budget has no room, unless `wait` is given
+   * (then it waits for room).
+   */
+  async #acquire(video: VideoRequest, manifest: Manifest, index: number, wait?: AbortSignal): Promise<KeptHandle | undefined> {
+    const length = sliceBounds(manifest, index).length;
+    let source = this.#locate(manifest, index, true);
+    let charge: Charge | undefined;
+    if (!source.slice && !source.flight) {
+      charge = wait ? await this.#memory.budget.charge(length, wait, true) : this.#memory.budget.tryCharge(length);
+      if (!charge) return undefined;
+      // Another reader may have started the slice while this one waited.
+      if (wait) source = this.#locate(manifest, index, true);
+    }
+    if (source.slice) {
+      charge?.release();
+      return { tier: 'memory', slice: { bytes: source.slice.bytes, charge: source.slice.charge.hold() } };
+    }
     let flight = source.flight;
     if (flight) {
+      charge?.release();
       this.#metrics.flightJoins.inc();
     } else {
-      flight = new SliceFlight(sliceBounds(manifest, index).length, source.tier);
+      flight = new SliceFlight(length, source.tier, charge!);
       flight.etag = manifest.etag;
       void this.#runFlight(video, manifest, index, flight);
     }
@@ -212,14 +282,15 @@ export class TieredCache {
   }
 
   /**
-   * Fills a flight from where `#locate` said (its `tier`): the disk tier, the
-   * store, and when one fails, misses or holds a corrupt chunk, the next from
-   * the byte the last reached (every byte pushed was checked). `manifest` is undefined
+   * Fills a flight from where `#locate` said (its `tier`): the store, and when
+   * the store fails, misses or holds a corrupt chunk, the origin from the byte
+   * the store reached (every byte pushed was checked). `manifest` is undefined
    * for a new video's first slice, whose facts go to `onFacts`.
    */
-  async #runFlight(video: VideoRequest, manifest: Manifest | undefined, index: number, flight: SliceFlight, onFacts?: (facts: OriginFacts) => void): Promise<void> {
+  async #runFlight(video: VideoRequest, manifest: Manifest | undefined, index: number, flight: SliceFlight | SliceStream, onFacts?: (facts: OriginFacts) => void): Promise<void> {
     const key = `${videoKey(video)}/${index}`;
-    this.#flights.set(key, flight);
+    // A stream serves one reader from where it is: nobody joins it.
+    if (flight instanceof SliceFlight) this.#flights.set(key, flight);
     const signal = flight.controller.signal;
     const push = (chunk: Buffer) => flight.push(chunk);
     try {
@@ -228,15 +299,19 @@ export class TieredCache {
         if (await this.#disk.fill(manifest, index, push, signal)) return flight.finish();
         flight.tier = this.#inStore(manifest, index) ? this.#store.name : 'origin';
       }
-      if (manifest && flight.tier !== 'origin') {
+      if (manifest) {
         try {
-          const slice = await this.#store.openSlice(manifest, index, signal);
+          // A pass-through stream keeps no bytes to upload, so it never takes a lease.
+          const slice =
+            flight.tier !== 'origin' ? await this.#store.openSlice(manifest, index, signal) : flight instanceof SliceFlight ? await this.#claim(manifest, index, flight) : undefined;
           if (slice) {
-            for await (const chunk of skipBytes(slice, flight.received)) push(chunk);
+            flight.tier = this.#store.name;
+            // After a disk-tier file failed its check part-way, from the byte it reached.
+            for await (const chunk of skipBytes(slice, flight.received)) await push(chunk);
             return flight.finish();
           }
           // Listed but gone (pruned, or replaced by another version): stop claiming it until it is uploaded again.
-          this.#forgetPersisted(manifest, index);
+          if (flight.tier !== 'origin') this.#forgetPersisted(manifest, index);
         } catch (error) {
           if (signal.aborted) throw error;
           if (isTubeError(error, 'SLICE_CORRUPT')) await this.#dropCorrupt(manifest, index, error);
@@ -267,8 +342,22 @@ export class TieredCache {
     } finally {
       if (this.#flights.get(key) === flight) this.#flights.delete(key);
       if (flight.state === 'running') flight.fail(new Error('slice fetch ended without its bytes'));
-      if (flight.state === 'done') this.#completed(video, index, flight);
+      if (flight instanceof SliceFlight) {
+        if (flight.state === 'done') this.#completed(video, index, flight);
+        flight.close();
+        // Not shared (failed, abandoned, or of a changed version): a waiting node takes over at once.
+        void flight.lease?.release();
+      }
     }
+  }
+
+  /** Another node's upload of this slice, when it holds the slice's lease; else this node takes the lease (or fetches alone). */
+  async #claim(manifest: Manifest, index: number, flight: SliceFlight): Promise<AsyncGenerator<Buffer> | undefined> {
+    const signal = flight.controller.signal;
+    const open = async (done: Done | undefined) => (done ? this.#store.openSlice(manifest, index, signal, done.shared) : undefined);
+    const claim = await this.#leases.claim(this.#store.keys.lease(manifest, index), open, signal);
+    flight.lease = claim.lease;
+    return claim.found;
   }
 
   /** A slice that failed its digest: counted, deleted, and no longer claimed; the origin's bytes replace it (#completed uploads them). */
@@ -296,16 +385,55 @@ export class TieredCache {
         this.#memory.putManifest(current);
       }
     }
-    this.#memory.putSlice(current, index, flight.bytes);
-    if (flight.tier !== 'disk') this.#disk?.writeSlice(current, index, flight.bytes);
-    if (index === 0 && current.head === undefined && this.#config.PERSIST === 'head') this.#planHead(video, current, flight.bytes);
-    if (flight.tier === 'origin' && isHeadSlice(current, index)) this.#persist(current, index, flight.bytes);
+    const slice = { bytes: flight.bytes, charge: flight.charge };
+    this.#memory.putSlice(current, index, slice.bytes, slice.charge);
+    if (this.#disk && flight.tier !== 'disk') {
+      // The queued write keeps the bytes charged (and out of the Buffer pool) until it ends.
+      const charge = slice.charge.hold();
+      this.#disk.writeSlice(current, index, slice.bytes, () => charge.release());
+    }
+    if (index === 0 && current.head === undefined && this.#config.PERSIST === 'head') this.#planHead(video, current, slice);
+    if (flight.lease) this.#shareSlice(current, index, flight.lease, slice);
+    else if (flight.tier === 'origin' && isHeadSlice(current, index)) this.#persist(current, index, slice);
+  }
+
+  /** Uploads a leased slice for the nodes waiting on it, outside the upload queue's bound (it is never dropped); its bytes stay charged until then. */
+  #shareSlice(manifest: Manifest, index: number, lease: Lease, slice: HeldSlice): void {
+    const head = isHeadSlice(manifest, index);
+    const charge = slice.charge.hold();
+    const upload = lease.share(() => this.#store.putSlice(manifest, index, slice.bytes, !head), !head).then(
+      async (uploaded) => {
+        if (!uploaded) return;
+        this.#metrics.uploads.inc({ outcome: 'ok' });
+        if (head) await this.#commitPersisted(manifest, [index]);
+      },
+      (error: unknown) => {
+        this.#metrics.uploads.inc({ outcome: 'error' });
+        this.#log.warn({ videoId: manifest.id, index, err: error }, 'leased slice upload failed; lease released');
+      },
+    );
+    this.#share(upload.finally(() => charge.release()));
+  }
+
+  /** Background work for the other nodes (the early manifest, leased uploads), waited for by idle(). */
+  #share(work: Promise<void>): void {
+    const tracked = work.catch((error: unknown) => this.#log.warn({ err: error }, 'manifest not written for the other nodes')).finally(() => this.#sharing.delete(tracked));
+    this.#sharing.add(tracked);
+  }
+
+  /** The manifest in the store: a compare-and-swap with conditional writes, merged with what other nodes recorded. */
+  #writeManifest(manifest: Manifest): Promise<void> {
+    const change = (stored: Manifest | undefined) => (stored?.etag === manifest.etag ? mergeManifest(stored, manifest) : manifest);
+    return this.#store.updateManifest(manifest, this.#config.SLICE_BYTES, change, this.#leases.mode === 'leases');
   }
 
   /** Replaces the estimated head with the slices the MP4 index names (src/cache/head.ts), once per video. */
-  #planHead(video: VideoRequest, manifest: Manifest, first: Buffer): void {
+  #planHead(video: VideoRequest, manifest: Manifest, slice: HeldSlice): void {
     const key = videoKey(video);
     if (this.#headPlans.has(key)) return;
+    const first = slice.bytes;
+    // The plan reads the first slice for as long as it runs.
+    slice.charge.hold();
     const config = this.#config;
     const fetchRange = async (start: number, end: number) => {
       const chunks: Buffer[] = [];
@@ -322,32 +450,42 @@ export class TieredCache {
         // Head slices that completed before the plan was known (read-ahead, the moov tail) are persisted now.
         const late = head.slices.filter((index) => index >= current.headSlices && !this.#isPersisted(updated, index));
         for (const index of late) {
-          const bytes = this.#memory.getSlice(updated, index);
-          if (bytes) this.#persist(updated, index, bytes);
+          const held = this.#memory.getSlice(updated, index);
+          if (held) this.#persist(updated, index, held);
         }
         if (this.#store.available) return this.#commitPersisted(updated, []);
       })
       .catch((error: unknown) => this.#log.warn({ videoId: video.id, err: error }, 'head plan not recorded'))
-      .finally(() => this.#headPlans.delete(key));
+      .finally(() => {
+        slice.charge.release();
+        this.#headPlans.delete(key);
+      });
     this.#headPlans.set(key, run);
   }
 
-  #persist(manifest: Manifest, index: number, bytes: Buffer): void {
+  /** Queues a slice for upload; the queue holds the bytes' charge until the upload ends. */
+  #persist(manifest: Manifest, index: number, slice: HeldSlice): void {
+    const charge = slice.charge.hold();
     const task = this.#store.available
       ? this.#uploads.tryRun(async () => {
-          // Queued while the store was up: skip it if the store failed meanwhile or the service is closing.
-          if (this.#closing || !this.#store.available) return void this.#metrics.uploadsDropped.inc();
           try {
-            await this.#store.putSlice(manifest, index, bytes);
+            // Queued while the store was up: skip it if the store failed meanwhile or the service is closing.
+            if (this.#closing || !this.#store.available) return void this.#metrics.uploadsDropped.inc();
+            await this.#store.putSlice(manifest, index, slice.bytes);
             this.#metrics.uploads.inc({ outcome: 'ok' });
             await this.#commitPersisted(manifest, [index]);
           } catch (error) {
             this.#metrics.uploads.inc({ outcome: 'error' });
             this.#log.warn({ videoId: manifest.id, index, err: error }, 'slice upload failed');
+          } finally {
+            charge.release();
           }
         })
       : undefined;
-    if (!task) this.#metrics.uploadsDropped.inc();
+    if (!task) {
+      charge.release();
+      this.#metrics.uploadsDropped.inc();
+    }
   }
 
   /**
@@ -375,7 +513,7 @@ export class TieredCache {
         batch.manifest = updated;
         this.#memory.putManifest(updated);
         this.#disk?.writeManifest(updated);
-        await this.#store.putManifest(updated);
+        await this.#writeManifest(updated);
       }
     } finally {
       this.#pendingPersisted.delete(key);
@@ -391,30 +529,31 @@ export class TieredCache {
     const sliceBytes = manifest.sliceBytes;
     const first = Math.floor(start / sliceBytes);
     const last = Math.floor(end / sliceBytes);
-    let current: SliceHandle | undefined = this.#open(video, manifest, first);
+    let current: SliceHandle | undefined = await this.#open(video, manifest, first, start - first * sliceBytes);
     let ahead: SliceHandle | undefined;
     try {
       for (let index = first; index <= last; index++) {
-        if (index < last) ahead = this.#open(video, manifest, index + 1);
+        if (index < last) ahead = await this.#open(video, manifest, index + 1, 0);
         const handle: SliceHandle = current!;
         const base = index * sliceBytes;
         const from = Math.max(start, base) - base;
         const to = Math.min(end, base + sliceBytes - 1) - base;
-        if (handle.bytes) {
-          yield from === 0 && to === handle.bytes.length - 1 ? handle.bytes : handle.bytes.subarray(from, to + 1);
+        if (handle.slice) {
+          const bytes = handle.slice.bytes;
+          yield from === 0 && to === bytes.length - 1 ? bytes : bytes.subarray(from, to + 1);
         } else {
           for await (const chunk of handle.flight.read(from, to, signal)) yield chunk;
         }
         const tier = handle.tier ?? handle.flight.tier;
         this.#metrics.bytesServed.inc({ tier, format: video.format }, to - from + 1);
         this.#metrics.sliceReads.inc({ tier });
-        handle.flight?.release();
+        letGo(handle);
         current = ahead;
         ahead = undefined;
       }
     } finally {
-      current?.flight?.release();
-      ahead?.flight?.release();
+      if (current) letGo(current);
+      if (ahead) letGo(ahead);
     }
   }
 
@@ -427,8 +566,11 @@ export class TieredCache {
     };
     const worker = async (plan: Manifest, indexes: readonly number[], take: () => number) => {
       for (let at = take(); at < indexes.length; at = take()) {
-        const handle = this.#open(video, plan, indexes[at]!);
-        if (!handle.flight) continue;
+        const handle = (await this.#acquire(video, plan, indexes[at]!, NO_DEADLINE))!;
+        if (!handle.flight) {
+          handle.slice.charge.release();
+          continue;
+        }
         handle.flight.pin();
         await handle.flight.settled();
         handle.flight.release();
@@ -470,7 +612,7 @@ export class TieredCache {
 
   /** Waits for head plans, access-time writes and background uploads (shutdown, tests). */
   async idle(): Promise<void> {
-    await Promise.all([...this.#headPlans.values(), ...this.#touches]);
+    await Promise.all([...this.#headPlans.values(), ...this.#touches, ...this.#sharing]);
     await Promise.all([this.#uploads.idle(), this.#disk?.idle()]);
   }
 
@@ -490,5 +632,7 @@ export class TieredCache {
   }
 }
 
+/** A reader is done with a slice. */
+const letGo = (handle: SliceHandle) => (handle.flight ? handle.flight.release() : handle.slice.charge.release());
 const videoKey = (video: VideoRef) => `${video.id}/${video.format}`;
 const versionKey = (manifest: VideoRef & { etag: string }) => `${videoKey(manifest)}/${manifest.etag}`;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { probeConditionalWrites } from '../cache/lease.js';
 import { openStore } from '../cache/open-store.js';
 import { isNotFound } from '../cache/s3-store.js';
 import type { StoreTier } from '../cache/store-tier.js';
@@ -130,7 +131,24 @@ async function storeChecks(config: Config, store: StoreTier): Promise<Check[]> {
     }
   }
   if (failed.length === 0) checks.push({ name: `${label} permissions`, status: 'ok', detail: `put, get, list and delete of ${key}` });
+  if (store.name === 's3' && !failed.includes('put')) checks.push(await sharingCheck(config, store));
   return checks;
+}
+
+/** Whether nodes on this bucket can share origin fetches: the probe `tubecache serve` runs at start-up (src/cache/lease.ts). */
+async function sharingCheck(config: Config, store: StoreTier): Promise<Check> {
+  const name = 'S3 conditional writes';
+  try {
+    if (await probeConditionalWrites(store)) return { name, status: 'ok', detail: 'If-None-Match and If-Match are honoured: nodes on this bucket fetch each slice from the origin once between them (leases)' };
+    return {
+      name,
+      status: 'warn',
+      detail: 'the server ignores or refuses If-None-Match: * on PutObject, so each node fetches from the origin on its own',
+      fix: 'for several nodes on one bucket, use an S3 server with conditional writes (AWS S3, Ceph RGW, a recent MinIO)',
+    };
+  } catch (error) {
+    return { name, status: 'fail', ...explainS3(config, error) };
+  }
 }
 
 async function ytdlpCheck(config: Config): Promise<Check> {

@@ -3,7 +3,7 @@ import type { StoreTier } from '../cache/store-tier.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { deleteVideos, type DeleteFailure } from './delete.js';
-import { DEFAULT_CONCURRENCY, forEachVideo, lastAccess, type StoredVideo } from './scan.js';
+import { DEFAULT_CONCURRENCY, forEachVideo, lastAccess, type StoredObject, type StoredVideo } from './scan.js';
 
 /**
  * Slices and access objects without a manifest are normal for a moment: a new
@@ -23,6 +23,8 @@ export interface PruneOptions {
   concurrency: number;
   /** Objects of a video without a manifest are deleted once none is newer than this. */
   orphanGraceMs: number;
+  /** Slices shared beyond the head and lease objects (src/cache/lease.ts) older than this are deleted (SHARED_TTL). */
+  sharedTtlMs?: number;
 }
 
 export type PruneReason = 'ttl' | 'max-bytes' | 'orphan';
@@ -51,8 +53,8 @@ export interface PruneSummary {
   /** Wall time of the run. */
   ms: number;
   scanned: Tally;
-  /** With dryRun: what would be deleted. `videos` counts cached videos (with a manifest); orphans are counted apart. */
-  deleted: Tally & { expired: number; overBudget: number; orphans: number };
+  /** With dryRun: what would be deleted. `videos` counts cached videos (with a manifest); orphans are counted apart; `shared`: objects of shared slices and leases past SHARED_TTL, of kept videos. */
+  deleted: Tally & { expired: number; overBudget: number; orphans: number; shared: number };
   kept: Tally;
   /** Objects the store refused to delete; a video whose manifest could not be deleted is kept. */
   failures: DeleteFailure[];
@@ -72,6 +74,7 @@ export const defaultPruneOptions = (config: Config): PruneOptions => ({
   dryRun: false,
   concurrency: DEFAULT_CONCURRENCY,
   orphanGraceMs: ORPHAN_GRACE_MS,
+  sharedTtlMs: config.SHARED_TTL,
 });
 
 interface Candidate {
@@ -80,74 +83,63 @@ interface Candidate {
 }
 
 /**
- * Videos a byte budget may delete, held at once at most: with PRUNE_MAX_BYTES
- * a scan keeps only this many least recently read (a heap), not every video in
- * the bucket; when deleting all of them still leaves the bucket over budget,
- * another scan picks the next ones.
- */
-export const BUDGET_CANDIDATES = 100_000;
-
-/**
  * Deletes from the bucket every video not read within the TTL, then (with a
  * byte budget) the least recently read until the rest fits, and the remains
  * of videos that lost their manifest. Manifests go first (see deleteVideos).
- * Memory holds the videos chosen and at most `candidateLimit` others, never the
- * whole bucket.
  */
-export async function prune(store: StoreTier, options: PruneOptions, hooks: PruneHooks = {}, candidateLimit = BUDGET_CANDIDATES): Promise<PruneSummary> {
+export async function prune(store: StoreTier, options: PruneOptions, hooks: PruneHooks = {}): Promise<PruneSummary> {
   const started = Date.now();
   const { signal, onProgress } = hooks;
   try {
+    const videos: StoredVideo[] = [];
+    const cached: Candidate[] = [];
+    let foreign = { objects: 0, bytes: 0 };
+    await forEachVideo(
+      store,
+      {
+        concurrency: options.concurrency,
+        signal,
+        onObjects: (seen) => onProgress?.('scan', seen),
+        onForeign: (object) => (foreign = { objects: foreign.objects + 1, bytes: foreign.bytes + object.size }),
+      },
+      (video) => {
+        videos.push(video);
+        if (video.manifest) cached.push({ video, at: lastAccess(video).at });
+      },
+    );
+
     const cutoff = started - options.ttlMs;
-    const doomed = new Map<string, Candidate & { reason: PruneReason }>();
-    let scanned: Tally | undefined;
-    for (let round = 0; ; round++) {
-      const oldest = new OldestFirst(candidateLimit);
-      const tally = { videos: 0, objects: 0, bytes: 0 };
-      let kept = 0;
-      await forEachVideo(
-        store,
-        {
-          concurrency: options.concurrency,
-          signal,
-          onObjects: (seen) => round === 0 && onProgress?.('scan', seen),
-          onForeign: (object) => {
-            tally.objects++;
-            tally.bytes += object.size;
-            kept += object.size;
-          },
-        },
-        (video) => {
-          tally.objects += video.count;
-          tally.bytes += video.bytes;
-          if (video.manifest) tally.videos++;
-          if (doomed.has(keyOf(video))) return;
-          const at = lastAccess(video).at;
-          if (video.manifest && at < cutoff) return void doomed.set(keyOf(video), { video, at, reason: 'ttl' });
-          if (!video.manifest && video.newest < started - options.orphanGraceMs) return void doomed.set(keyOf(video), { video, at: video.newest, reason: 'orphan' });
-          kept += video.bytes;
-          if (video.manifest && options.maxBytes > 0) oldest.add({ video, at });
-        },
-      );
-      scanned ??= tally;
-      if (options.maxBytes <= 0) break;
-      for (const candidate of oldest.sorted()) {
-        if (kept <= options.maxBytes) break;
-        doomed.set(keyOf(candidate.video), { ...candidate, reason: 'max-bytes' });
-        kept -= candidate.video.bytes;
-      }
-      // Every candidate went and the bucket is still over budget: the videos the heap let go come next.
-      if (kept <= options.maxBytes || !oldest.dropped) break;
+    const doomed = new Map<StoredVideo, { reason: PruneReason; at: number }>();
+    for (const { video, at } of cached) if (at < cutoff) doomed.set(video, { reason: 'ttl', at });
+    for (const video of videos) {
+      if (!video.manifest && video.newest < started - options.orphanGraceMs) doomed.set(video, { reason: 'orphan', at: video.newest });
     }
 
-    const chosen = [...doomed.values()].map(({ video }) => video);
+    if (options.maxBytes > 0) {
+      let total = foreign.bytes;
+      for (const video of videos) if (!doomed.has(video)) total += video.bytes;
+      const leastRecent = cached.filter(({ video }) => !doomed.has(video)).sort((a, b) => a.at - b.at);
+      for (const { video, at } of leastRecent) {
+        if (total <= options.maxBytes) break;
+        doomed.set(video, { reason: 'max-bytes', at });
+        total -= video.bytes;
+      }
+    }
+
+    const chosen = [...doomed.keys()];
     const chosenObjects = chosen.reduce((n, video) => n + video.count, 0);
     const result = options.dryRun
       ? { videos: chosen, objects: chosenObjects, bytes: chosen.reduce((n, video) => n + video.bytes, 0), failures: [] }
       : await deleteVideos(store, chosen, { concurrency: options.concurrency, signal, onDeleted: (n) => onProgress?.('delete', n, chosenObjects) });
 
+    const shared = await pruneShared(store, videos, doomed, started, options, signal);
+    result.objects += shared.objects;
+    result.bytes += shared.bytes;
+    result.failures.push(...shared.failures);
     const gone = new Set(result.videos);
-    const countOf = (reason: PruneReason) => result.videos.filter((video) => doomed.get(keyOf(video))?.reason === reason).length;
+    const countOf = (reason: PruneReason) => result.videos.filter((video) => doomed.get(video)?.reason === reason).length;
+    const scannedObjects = videos.reduce((n, v) => n + v.count, 0) + foreign.objects + shared.leases.objects;
+    const scannedBytes = videos.reduce((n, v) => n + v.bytes, 0) + foreign.bytes + shared.leases.bytes;
     const deletedVideos = countOf('ttl') + countOf('max-bytes');
     const summary: PruneSummary = {
       dryRun: options.dryRun,
@@ -155,14 +147,14 @@ export async function prune(store: StoreTier, options: PruneOptions, hooks: Prun
       maxBytes: options.maxBytes,
       startedAt: new Date(started).toISOString(),
       ms: Date.now() - started,
-      scanned: scanned!,
-      deleted: { videos: deletedVideos, objects: result.objects, bytes: result.bytes, expired: countOf('ttl'), overBudget: countOf('max-bytes'), orphans: countOf('orphan') },
-      kept: { videos: scanned!.videos - deletedVideos, objects: scanned!.objects - result.objects, bytes: scanned!.bytes - result.bytes },
+      scanned: { videos: cached.length, objects: scannedObjects, bytes: scannedBytes },
+      deleted: { videos: deletedVideos, objects: result.objects, bytes: result.bytes, expired: countOf('ttl'), overBudget: countOf('max-bytes'), orphans: countOf('orphan'), shared: shared.objects },
+      kept: { videos: cached.length - deletedVideos, objects: scannedObjects - result.objects, bytes: scannedBytes - result.bytes },
       failures: result.failures,
       videos: chosen
         .filter((video) => gone.has(video))
         .map((video) => {
-          const { reason, at } = doomed.get(keyOf(video))!;
+          const { reason, at } = doomed.get(video)!;
           return { id: video.id, format: video.format, reason, lastAccess: new Date(at).toISOString(), objects: video.count, bytes: video.bytes };
         }),
     };
@@ -175,51 +167,35 @@ export async function prune(store: StoreTier, options: PruneOptions, hooks: Prun
   }
 }
 
-const keyOf = (video: StoredVideo) => `${video.id}/${video.format}`;
-
-/** The `limit` least recently read candidates seen: a binary heap with the most recent on top, so it is the one let go. */
-class OldestFirst {
-  readonly #heap: Candidate[] = [];
-  /** Whether a candidate was let go (there may be more to delete than this heap held). */
-  dropped = false;
-
-  constructor(readonly limit: number) {}
-
-  add(candidate: Candidate): void {
-    const heap = this.#heap;
-    if (heap.length >= this.limit) {
-      this.dropped = true;
-      if (candidate.at >= heap[0]!.at) return;
-      heap[0] = candidate;
-      this.#down(0);
-      return;
-    }
-    heap.push(candidate);
-    for (let i = heap.length - 1; i > 0; ) {
-      const parent = (i - 1) >> 1;
-      if (heap[parent]!.at >= heap[i]!.at) break;
-      [heap[parent], heap[i]] = [heap[i]!, heap[parent]!];
-      i = parent;
-    }
+/**
+ * Slices shared beyond the head of the videos kept, and lease objects, once
+ * older than `sharedTtlMs`: other nodes read them only while a video is being
+ * watched, and a lease outlives its fetch only as the mark of a shared slice.
+ */
+async function pruneShared(
+  store: StoreTier,
+  videos: readonly StoredVideo[],
+  doomed: ReadonlyMap<StoredVideo, unknown>,
+  started: number,
+  options: PruneOptions,
+  signal: AbortSignal | undefined,
+): Promise<{ objects: number; bytes: number; failures: DeleteFailure[]; leases: Tally }> {
+  const leases = { videos: 0, objects: 0, bytes: 0 };
+  if (options.sharedTtlMs === undefined) return { objects: 0, bytes: 0, failures: [], leases };
+  const cutoff = started - options.sharedTtlMs;
+  const stale = videos.filter((video) => !doomed.has(video)).flatMap((video) => video.shared.filter((object) => object.lastModified < cutoff));
+  for await (const page of store.list(store.keys.leasesRoot)) {
+    signal?.throwIfAborted();
+    leases.objects += page.length;
+    leases.bytes += page.reduce((n, object) => n + object.size, 0);
+    stale.push(...page.filter((object) => object.lastModified < cutoff));
   }
-
-  #down(from: number): void {
-    const heap = this.#heap;
-    for (let i = from; ; ) {
-      const [left, right] = [2 * i + 1, 2 * i + 2];
-      let top = i;
-      if (left < heap.length && heap[left]!.at > heap[top]!.at) top = left;
-      if (right < heap.length && heap[right]!.at > heap[top]!.at) top = right;
-      if (top === i) return;
-      [heap[top], heap[i]] = [heap[i]!, heap[top]!];
-      i = top;
-    }
-  }
-
-  /** Least recently read first. */
-  sorted(): Candidate[] {
-    return [...this.#heap].sort((a, b) => a.at - b.at);
-  }
+  const sum = (objects: readonly StoredObject[]) => objects.reduce((n, object) => n + object.size, 0);
+  if (options.dryRun || stale.length === 0) return { objects: stale.length, bytes: sum(stale), failures: [], leases };
+  const failures = await store.deleteKeys(stale.map((object) => object.key));
+  const failed = new Set(failures.map((failure) => failure.key));
+  const deleted = stale.filter((object) => !failed.has(object.key));
+  return { objects: deleted.length, bytes: sum(deleted), failures, leases };
 }
 
 /**

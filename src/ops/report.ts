@@ -53,7 +53,7 @@ export function pruneReport(summary: PruneSummary): string {
       ],
       new Set([1, 2, 3]),
     ),
-    `${deleted.expired} past the TTL, ${deleted.overBudget} over the size budget, ${deleted.orphans} orphans (objects without a manifest); ${formatDuration(summary.ms)}`,
+    `${deleted.expired} past the TTL, ${deleted.overBudget} over the size budget, ${deleted.orphans} orphans (objects without a manifest), ${deleted.shared} shared slices and leases past SHARED_TTL; ${formatDuration(summary.ms)}`,
   );
   if (summary.failures.length) {
     lines.push(`${summary.failures.length} objects could not be deleted:`);

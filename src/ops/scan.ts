@@ -14,6 +14,8 @@ export interface StoredVideo {
   access: StoredObject | undefined;
   /** Slice objects in key order (slices/10 before slices/2). */
   readonly slices: (StoredObject & { readonly index: number })[];
+  /** Slices beyond the head uploaded for other nodes (src/cache/lease.ts): short-lived, pruned after SHARED_TTL. */
+  readonly shared: StoredObject[];
   /** Objects (manifest, access, slices) and their bytes. */
   count: number;
   bytes: number;
@@ -57,10 +59,11 @@ class VideoGrouper {
     let current = this.#current;
     if (!current || current.id !== parsed.id || current.format !== parsed.format) {
       done = current;
-      current = this.#current = { id: parsed.id, format: parsed.format, manifest: undefined, access: undefined, slices: [], count: 0, bytes: 0, newest: 0 };
+      current = this.#current = { id: parsed.id, format: parsed.format, manifest: undefined, access: undefined, slices: [], shared: [], count: 0, bytes: 0, newest: 0 };
     }
     if (parsed.kind === 'manifest') current.manifest = object;
     else if (parsed.kind === 'access') current.access = object;
+    else if (parsed.kind === 'shared') current.shared.push(object);
     else current.slices.push({ ...object, index: parsed.index! });
     current.count++;
     current.bytes += object.size;
@@ -198,7 +201,7 @@ function shardsAfter(shards: readonly Shard[], after: string | undefined): Shard
 export const DEFAULT_CONCURRENCY = 16;
 
 /** Every object of a video but its manifest. */
-export const objectsAfterManifest = (video: StoredVideo): StoredObject[] => (video.access ? [video.access, ...video.slices] : video.slices);
+export const objectsAfterManifest = (video: StoredVideo): StoredObject[] => [...(video.access ? [video.access] : []), ...video.slices, ...video.shared];
 
 export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const all: T[] = [];

@@ -18,7 +18,7 @@ export interface OriginFacts {
 /** Where fetched bytes go: the facts once (first response), then every chunk in order. */
 export interface RangeSink {
   onFacts?(facts: OriginFacts): void;
-  push(chunk: Buffer): void;
+  push(chunk: Buffer): void | Promise<void>;
 }
 
 /** A failed attempt, and whether trying again (same offset) may help. */
@@ -76,7 +76,7 @@ export class OriginFetcher {
       push: (chunk: Buffer) => {
         offset += chunk.length;
         this.#metrics.originBytes.inc(chunk.length);
-        sink.push(chunk);
+        return sink.push(chunk);
       },
     };
 
@@ -133,7 +133,7 @@ export class OriginFetcher {
     knownSize: number | undefined,
     signal: AbortSignal,
     onFacts: (facts: OriginFacts) => number,
-    push: (chunk: Buffer) => void,
+    push: (chunk: Buffer) => void | Promise<void>,
   ): Promise<void> {
     let url = new URL(resolution.url);
     for (let redirects = 0; ; redirects++) {
@@ -246,13 +246,14 @@ export class OriginFetcher {
     return lastByte;
   }
 
-  async #stream(response: IncomingMessage, offset: number, end: number, push: (chunk: Buffer) => void): Promise<void> {
+  async #stream(response: IncomingMessage, offset: number, end: number, push: (chunk: Buffer) => void | Promise<void>): Promise<void> {
     let position = offset;
     try {
       for await (const chunk of response as AsyncIterable<Buffer>) {
         if (position + chunk.length > end + 1) throw new AttemptError(`origin sent more than ${end - offset + 1} bytes`, 'retry');
         position += chunk.length;
-        push(chunk);
+        // A pass-through reader takes one chunk at a time: the socket waits for it.
+        await push(chunk);
       }
     } catch (error) {
       response.destroy();

@@ -49,6 +49,13 @@ test('every invalid value stops start-up with a message naming the variable', (t
   }
 });
 
+test('MEMORY_CACHE_BYTES holds at least two slices: less stops start-up naming it and SLICE_BYTES', (t) => {
+  t.is(loadConfig({ MEMORY_CACHE_BYTES: '2MiB', SLICE_BYTES: '1MiB' }).MEMORY_CACHE_BYTES, 2 * 2 ** 20);
+  const error = t.throws(() => loadConfig({ MEMORY_CACHE_BYTES: '1MiB', SLICE_BYTES: '1MiB' }), { instanceOf: ConfigError });
+  t.is(error?.variable, 'MEMORY_CACHE_BYTES');
+  t.true(error?.message.includes('SLICE_BYTES'), error?.message);
+});
+
 test('S3_TIMEOUT, replaced by three deadlines, stops start-up naming its replacements', (t) => {
   const error = t.throws(() => loadConfig({ S3_TIMEOUT: '5s' }), { instanceOf: ConfigError });
   t.is(error?.variable, 'S3_TIMEOUT');

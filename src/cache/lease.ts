@@ -1,0 +1,293 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { isTubeError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import type { StoreTier } from './store-tier.js';
+import type { ObjectHead } from './store.js';
+
+/** How often a waiting node looks at a lease and for the slice behind it: the most it adds to a follower's first byte. */
+const POLL_MS = 50;
+/** After a probe the store did not answer, claims go without leases this long before the next probe. */
+const PROBE_RETRY_MS = 5_000;
+
+/** tubecache_leases_total's outcomes: the lease created, taken over, another node's bytes read, LEASE_WAIT spent, S3 failing. */
+type LeaseOutcome = 'held' | 'taken-over' | 'followed' | 'gave-up' | 'error';
+
+/** What a lease object says (its metadata; S3 lower-cases the names). */
+type LeaseState = 'held' | 'done' | 'released';
+
+/** Where a finished slice was put: `shared` beyond the head (pruned after SHARED_TTL), else with the head. */
+export interface Done {
+  readonly shared: boolean;
+}
+
+/**
+ * The outcome of a claim: `lease` when this node is to fetch (and share) the
+ * bytes, `found` when another node's are there, neither when this node is on
+ * its own (no conditional writes, the store failing, or LEASE_WAIT spent).
+ */
+export interface Claim<T> {
+  readonly lease?: Lease;
+  readonly found?: T;
+}
+
+/**
+ * Nodes sharing a bucket fetch each slice from the origin once between them.
+ * Before going to the origin a node creates a small lease object for the
+ * slice with a conditional put (If-None-Match: *); the winner fetches, uploads
+ * and marks the lease done, renewing it meanwhile; the others wait for the
+ * mark and read the slice from the store. A lease lapses LEASE_TTL after its
+ * last write, judged on the store's clock (the object's Last-Modified against
+ * the Date of the answer), never on ours; a lapsed or released lease is taken
+ * over with a put conditional on the etag read (If-Match), so of several
+ * nodes taking over one wins. The README's design section lists the failure cases.
+ */
+export class LeaseBoard {
+  /** Names this process in the leases it holds (several run in one process in tests). */
+  readonly node = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  readonly #tier: StoreTier;
+  readonly #ttlMs: number;
+  readonly #waitMs: number;
+  readonly #log: Logger;
+  readonly #metrics: Metrics;
+  readonly #held = new Set<Lease>();
+  #probe: Promise<boolean> | undefined;
+  #probeAfter = 0;
+  #mode: 'unknown' | 'leases' | 'per-node' = 'unknown';
+
+  constructor(options: { tier: StoreTier; config: Config; metrics: Metrics; logger: Logger }) {
+    this.#tier = options.tier;
+    this.#ttlMs = options.config.LEASE_TTL;
+    this.#waitMs = options.config.LEASE_WAIT;
+    this.#log = options.logger;
+    this.#metrics = options.metrics;
+  }
+
+  /** 'leases' once the probe found conditional writes, 'per-node' when it found none, 'unknown' until it could ask. */
+  get mode(): 'unknown' | 'leases' | 'per-node' {
+    return this.#mode;
+  }
+
+  /**
+   * Whether the store honours conditional writes, asked once (and again after
+   * a store failure kept it from answering); the answer is logged once.
+   */
+  probe(): Promise<boolean> {
+    if (!this.#probe && Date.now() < this.#probeAfter) return Promise.resolve(false);
+    this.#probe ??= probeConditionalWrites(this.#tier).then(
+      (ok) => {
+        this.#mode = ok ? 'leases' : 'per-node';
+        if (ok) this.#log.info({ store: this.#tier.store.location }, 'conditional writes: nodes on this store share origin fetches through leases');
+        else if (this.#tier.store.kind === 's3') this.#log.warn({ store: this.#tier.store.location }, 'the store has no conditional writes: each node fetches from the origin on its own');
+        return ok;
+      },
+      (error: unknown) => {
+        this.#probe = undefined;
+        this.#probeAfter = Date.now() + PROBE_RETRY_MS;
+        this.#log.warn({ err: error }, 'conditional-write probe failed; nodes fetch on their own until the store answers');
+        return false;
+      },
+    );
+    return this.#probe;
+  }
+
+  /**
+   * Claims the lease at `key`. `found(done)` looks for what the lease
+   * guards: it is asked on every poll (`done` undefined while the lease is
+   * held: the manifest a holder writes early) and once the holder marked it
+   * done. Store failures make this node fetch on its own rather than fail.
+   */
+  async claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal?: AbortSignal): Promise<Claim<T>> {
+    if (!this.#tier.available || !(await this.probe())) return {};
+    try {
+      const { claim, outcome } = await this.#claim(key, found, signal);
+      this.#metrics.leases.inc({ outcome });
+      return claim;
+    } catch (error) {
+      if (signal?.aborted || !isTubeError(error, 'STORE_ERROR')) throw error;
+      this.#metrics.leases.inc({ outcome: 'error' });
+      this.#log.warn({ key, err: error }, 'lease not claimed; fetching on this node');
+      return {};
+    }
+  }
+
+  async #claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal: AbortSignal | undefined): Promise<{ claim: Claim<T>; outcome: LeaseOutcome }> {
+    const deadline = Date.now() + this.#waitMs;
+    let outcome: LeaseOutcome = 'held';
+    let etag = await this.#write(key, 'held', { ifNoneMatch: '*' });
+    while (!etag) {
+      signal?.throwIfAborted();
+      const lease = await this.#tier.headObject(key);
+      if (!lease) {
+        etag = await this.#write(key, 'held', { ifNoneMatch: '*' });
+        continue;
+      }
+      const state = lease.metadata.state as LeaseState | undefined;
+      const value = await found(state === 'done' ? { shared: lease.metadata.where === 'shared' } : undefined);
+      if (value !== undefined) return { claim: { found: value }, outcome: 'followed' };
+      // Done but gone (pruned, or of a dropped version), released, or lapsed: take it over; of several nodes, one wins.
+      if (state === 'done' || lapsed(lease)) {
+        etag = await this.#write(key, 'held', { ifMatch: lease.etag });
+        if (etag) {
+          outcome = 'taken-over';
+          this.#log.info({ key, from: lease.metadata.node, state }, 'lease taken over');
+        }
+        continue;
+      }
+      if (Date.now() > deadline) {
+        this.#log.warn({ key, holder: lease.metadata.node, waitedMs: this.#waitMs }, 'waited LEASE_WAIT for another node; fetching on this node');
+        return { claim: {}, outcome: 'gave-up' };
+      }
+      await sleep(POLL_MS, undefined, { signal });
+    }
+    const lease = new Lease(this, key, etag);
+    this.#held.add(lease);
+    return { claim: { lease }, outcome };
+  }
+
+  /** Puts the lease object; its etag, or undefined when the condition failed (another node got there first). */
+  async #write(key: string, state: LeaseState, condition: { ifNoneMatch?: '*'; ifMatch?: string }, where?: 'slices' | 'shared'): Promise<string | undefined> {
+    const metadata = { node: this.node, state, ttl: String(state === 'held' ? this.#ttlMs : 0), ...(where && { where }) };
+    try {
+      return await this.#tier.putObject(key, Buffer.from(this.node), { contentType: 'text/plain', metadata, ...condition });
+    } catch (error) {
+      if (isTubeError(error, 'PRECONDITION_FAILED')) return undefined;
+      throw error;
+    }
+  }
+
+  /** For Lease: one write of a held lease's object; the new etag, or undefined when another node took the lease over. */
+  async rewrite(lease: Lease, etag: string, state: LeaseState, where?: 'slices' | 'shared'): Promise<string | undefined> {
+    const next = await this.#write(lease.key, state, { ifMatch: etag }, where);
+    if (state !== 'held' || !next) this.#held.delete(lease);
+    return next;
+  }
+
+  get renewEveryMs(): number {
+    // Three renewals per lifetime: one lost or slow write does not let the lease lapse.
+    return Math.floor(this.#ttlMs / 3);
+  }
+
+  get log(): Logger {
+    return this.#log;
+  }
+
+  /** Stops renewing (shutdown): what this node holds lapses within LEASE_TTL and is taken over. */
+  close(): void {
+    for (const lease of this.#held) lease.stop();
+    this.#held.clear();
+  }
+}
+
+/**
+ * A lease this node holds: renewed until the bytes are shared (marked done) or
+ * the fetch failed (released, so a waiting node takes over at once). Writes
+ * go one after another, each conditional on the etag of the one before; a
+ * refused one means another node took the lease over, and this one stops.
+ */
+export class Lease {
+  #etag: string;
+  #state: 'held' | 'sharing' | 'settled' = 'held';
+  #writes: Promise<unknown> = Promise.resolve();
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(readonly board: LeaseBoard, readonly key: string, etag: string) {
+    this.#etag = etag;
+    this.#timer = setInterval(() => void this.#rewrite('held'), board.renewEveryMs).unref();
+  }
+
+  /**
+   * Uploads the bytes with `upload`, then marks the lease done; a failed
+   * upload releases it and rethrows. A lease lost meanwhile is not shared
+   * (false): the node that took it over uploads the slice.
+   */
+  async share(upload: () => Promise<void>, shared: boolean): Promise<boolean> {
+    if (this.#state !== 'held') return false;
+    this.#state = 'sharing';
+    try {
+      await upload();
+    } catch (error) {
+      await this.#settle('released');
+      throw error;
+    }
+    await this.#settle('done', shared ? 'shared' : 'slices');
+    return true;
+  }
+
+  /** Gives the lease up (the fetch failed or was abandoned); nothing once sharing began. */
+  async release(): Promise<void> {
+    if (this.#state === 'held') await this.#settle('released');
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#state = 'settled';
+  }
+
+  async #settle(state: 'done' | 'released', where?: 'slices' | 'shared'): Promise<void> {
+    clearInterval(this.#timer);
+    this.#state = 'settled';
+    await this.#rewrite(state, where);
+  }
+
+  #rewrite(state: LeaseState, where?: 'slices' | 'shared'): Promise<unknown> {
+    this.#writes = this.#writes.then(async () => {
+      if (!this.#etag) return;
+      try {
+        const etag = await this.board.rewrite(this, this.#etag, state, where);
+        if (etag) this.#etag = etag;
+        else {
+          this.board.log.warn({ key: this.key, state }, 'lease was taken over by another node');
+          this.#etag = '';
+          this.stop();
+        }
+      } catch (error) {
+        // A renewal may fail once; two more come before the lease lapses.
+        this.board.log.warn({ key: this.key, state, err: error }, 'lease write failed');
+      }
+    });
+    return this.#writes;
+  }
+}
+
+/** Whether a lease's holder has let it lapse: its last write is older than its ttl on the store's clock. */
+function lapsed(lease: ObjectHead): boolean {
+  const ttl = Number(lease.metadata.ttl);
+  const now = lease.serverTime ?? Date.now();
+  return !(ttl > 0) || now - lease.lastModified >= ttl;
+}
+
+/**
+ * Creates a probe object twice with If-None-Match: * (a store that ignores the
+ * header takes both; one that refuses the header answers the first with an
+ * error status), then deletes it; throws when the store does not answer.
+ * Only S3 is shared between nodes: the disk store's If-Match holds within one
+ * process, and a store without `conditionalWrites` is not asked.
+ */
+export async function probeConditionalWrites(tier: StoreTier): Promise<boolean> {
+  if (!tier.store.conditionalWrites || tier.store.kind !== 's3') return false;
+  const key = `${tier.keys.leasesRoot}.probe-${randomBytes(6).toString('hex')}`;
+  // Not through the tier's accounting: a store that refuses the header is not failing.
+  const put = () => tier.store.put(key, Buffer.from('probe'), { contentType: 'text/plain', ifNoneMatch: '*' });
+  try {
+    await put();
+  } catch (error) {
+    if (answered(error)) return false;
+    throw error;
+  }
+  try {
+    await put();
+    return false;
+  } catch (error) {
+    if (isTubeError(error, 'PRECONDITION_FAILED')) return true;
+    throw error;
+  } finally {
+    await tier.store.delete([key]).catch(() => undefined);
+  }
+}
+
+/** Whether a failed request got an HTTP answer (a refusal), rather than none (S3 down). */
+const answered = (error: unknown): boolean => typeof (error as { cause?: { $metadata?: { httpStatusCode?: number } } }).cause?.$metadata?.httpStatusCode === 'number';

@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto';
+import test from 'ava';
+import { createManifest, withPersisted } from '../../src/cache/manifest.js';
+import { loadConfig } from '../../src/config.js';
+import { createMetrics } from '../../src/metrics.js';
+import { runDoctor } from '../../src/ops/doctor.js';
+import { startServe, streamGet } from '../faults/support.js';
+import { eventually, fixture, fixtureSha, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
+import { s3Error } from '../helpers/fault-proxy.js';
+import { chooseTestS3 } from '../helpers/s3.js';
+
+// Leases need real conditional writes: Ceph RGW in CI (S3_TEST_ENDPOINT), MinIO in Docker otherwise.
+const s3Choice = await chooseTestS3();
+const s3Test = s3Choice.available ? test.serial : test.serial.skip;
+
+let h: Harness;
+test.before(async () => {
+  if (s3Choice.available) h = await startHarness({ store: 's3' });
+});
+test.after.always(() => h?.close());
+
+/** SLICE_BYTES of the harness. */
+const SLICE = 256 * 1024;
+/** A few MiB/s: slow enough that clients on every node overlap the first node's fetches. */
+const ORIGIN_BYTES_PER_SECOND = 4 * 2 ** 20;
+
+/** What `tubecache doctor` says about conditional writes on the harness's bucket. */
+async function sharingCheck() {
+  const checks = await runDoctor(loadConfig(h.env), { metrics: createMetrics() });
+  return checks.find((check) => check.name === 'S3 conditional writes');
+}
+
+async function nodes(count: number, env: Record<string, string> = {}): Promise<Node[]> {
+  return Promise.all(Array.from({ length: count }, () => h.node(env)));
+}
+
+s3Test('three nodes, ten cold clients each: one origin fetch per byte, one yt-dlp run, exact bytes everywhere', async (t) => {
+  const cluster = await nodes(3);
+  for (const node of cluster) t.is(node.service.leases.mode, 'leases', 'RGW has conditional writes');
+  const id = h.video(fixture, { reportDuration: 30, bytesPerSecond: ORIGIN_BYTES_PER_SECOND });
+  const replies = await Promise.all(cluster.flatMap((node) => Array.from({ length: 10 }, () => node.get(`/proxy/${id}`))));
+  for (const [i, reply] of replies.entries()) {
+    t.is(reply.status, 200, `client ${i}`);
+    t.is(reply.sha256, fixtureSha, `client ${i}`);
+  }
+  const stats = h.origin.statsFor(id);
+  t.log(`origin sent ${(stats.mediaBytes / fixture.length).toFixed(3)}× the video in ${stats.mediaRequests} requests; yt-dlp ran ${stats.resolves} time(s)`);
+  t.true(stats.mediaBytes <= 1.05 * fixture.length, `origin bytes ${stats.mediaBytes} ≤ 1.05 × ${fixture.length}`);
+  t.is(stats.resolves, 1, 'one yt-dlp run across the cluster');
+  await Promise.all(cluster.map((node) => node.service.cache.idle()));
+  const leases = async (outcome: string) => {
+    let total = 0;
+    for (const node of cluster) total += (await node.service.metrics.leases.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+    return total;
+  };
+  t.is(await leases('held'), Math.ceil(fixture.length / SLICE), 'one lease per slice across the cluster');
+  t.true((await leases('followed')) > 0, 'the other nodes read what the holders uploaded');
+  const readyz = JSON.parse((await cluster[0]!.get('/readyz')).body.toString());
+  t.regex(readyz.checks.sharing.detail, /^leases/);
+  t.like(await sharingCheck(), { status: 'ok' });
+  await Promise.all(cluster.map((node) => node.close()));
+});
+
+s3Test('a store that refuses conditional writes: each node fetches on its own, with exact bytes', async (t) => {
+  const conditional = (head: { headers: Record<string, string> }) => 'if-none-match' in head.headers || 'if-match' in head.headers;
+  h.store.s3!.proxy.failRequests({ status: 501, body: s3Error('NotImplemented', 'conditional writes are not implemented'), count: Infinity, match: conditional });
+  try {
+    const pair = await nodes(2);
+    for (const node of pair) t.is(node.service.leases.mode, 'per-node');
+    const readyz = JSON.parse((await pair[0]!.get('/readyz')).body.toString());
+    t.regex(readyz.checks.sharing.detail, /^per node/);
+    t.like(await sharingCheck(), { status: 'warn' });
+    const id = h.video(fixture, { reportDuration: 30, bytesPerSecond: ORIGIN_BYTES_PER_SECOND });
+    const replies = await Promise.all(pair.flatMap((node) => Array.from({ length: 3 }, () => node.get(`/proxy/${id}`))));
+    for (const reply of replies) t.is(reply.sha256, fixtureSha);
+    t.is(h.origin.statsFor(id).resolves, 2, 'one yt-dlp run per node, as without leases');
+    await Promise.all(pair.map((node) => node.service.cache.idle()));
+    // Head slices are still persisted (plain puts), so a third node reads the head from S3.
+    const later = await h.node();
+    const before = h.origin.statsFor(id).mediaBytes;
+    const reply = await later.get(`/proxy/${id}`, { Range: 'bytes=0-1023' });
+    t.is(reply.headers['x-cache-status'], 'HIT-S3');
+    t.is(h.origin.statsFor(id).mediaBytes, before);
+    await Promise.all([...pair, later].map((node) => node.close()));
+  } finally {
+    h.store.s3!.proxy.clear();
+  }
+});
+
+s3Test('a lease is renewed while held, taken over at once when released, and after LEASE_TTL on the S3 clock when its holder stops', async (t) => {
+  // LEASE_WAIT well past LEASE_TTL (plus S3's whole-second clock): a waiter that gives up saw a live lease.
+  const env = { LEASE_TTL: '2s', LEASE_WAIT: '6s' };
+  const [a, b] = await nodes(2, env);
+  const video = a!.service.cache.video(h.video() as never);
+  const key = a!.service.store.keys.lease(video, 3);
+  const nothing = async () => undefined;
+  const holder = async () => (await a!.service.store.store.head(key))?.metadata.node;
+
+  const first = await a!.service.leases.claim(key, nothing);
+  t.truthy(first.lease, 'the first claim creates the lease');
+  const waited = await b!.service.leases.claim(key, nothing);
+  t.deepEqual(waited, {}, 'a renewed lease is not taken over: the waiter gives up after LEASE_WAIT and fetches alone');
+  t.is(await holder(), a!.service.leases.node);
+
+  await first.lease!.release();
+  const released = await b!.service.leases.claim(key, nothing);
+  t.truthy(released.lease, 'a released lease is taken over');
+  t.is(await holder(), b!.service.leases.node);
+
+  // B stops renewing, as a node that died would: A takes over once the lease lapsed on S3's clock.
+  b!.service.leases.close();
+  const lapsed = await a!.service.leases.claim(key, nothing);
+  t.truthy(lapsed.lease, 'a lapsed lease is taken over');
+  t.is(await holder(), a!.service.leases.node);
+  // The old holder's late writes are conditional on its etag: they never overwrite the new holder's lease.
+  await released.lease!.release();
+  t.is(await holder(), a!.service.leases.node);
+
+  // Done: a claimant reads what the lease guards instead of fetching.
+  t.true(await lapsed.lease!.share(async () => undefined, true));
+  const done = await b!.service.leases.claim(key, async (state) => state && `shared=${state.shared}`);
+  t.deepEqual(done, { found: 'shared=true' });
+  await Promise.all([a!.close(), b!.close()]);
+});
+
+s3Test('the lease holder killed mid-video (a `tubecache serve` child, SIGKILL): the other nodes finish exact, origin bytes ≤ 1.5×', async (t) => {
+  const video = randomBytes(4 * 2 ** 20);
+  const id = h.video(video, { reportDuration: 30, bytesPerSecond: 2 ** 20 });
+  const env = { ...h.env, LEASE_TTL: '2s', LEASE_WAIT: '60s', LOG_LEVEL: 'info' };
+  const leader = await startServe(env);
+  t.teardown(() => leader.child.kill('SIGKILL'));
+  const leaderClients = Array.from({ length: 3 }, () => streamGet(`${leader.url}/proxy/${id}`));
+  // The leader holds slice 0's lease and wrote the manifest once its first response arrived.
+  await eventually(() => h.origin.statsFor(id).mediaBytes > 0, 30_000, 'the leader to fetch');
+  const others = await nodes(2, { LEASE_TTL: '2s', LEASE_WAIT: '60s' });
+  const replies = Promise.all(others.flatMap((node) => Array.from({ length: 5 }, () => node.get(`/proxy/${id}`))));
+  await eventually(() => h.origin.statsFor(id).mediaBytes > video.length / 3, 60_000, 'the leader to be a third through');
+  leader.child.kill('SIGKILL');
+  await leader.exited;
+  await Promise.all(leaderClients);
+  for (const [i, reply] of (await replies).entries()) {
+    t.is(reply.status, 200, `client ${i}`);
+    t.is(reply.sha256, sha256(video), `client ${i}`);
+  }
+  const stats = h.origin.statsFor(id);
+  t.log(`origin sent ${(stats.mediaBytes / video.length).toFixed(3)}× the video; yt-dlp ran ${stats.resolves} time(s)`);
+  t.true(stats.mediaBytes <= 1.5 * video.length, `origin bytes ${stats.mediaBytes} ≤ 1.5 × ${video.length}`);
+  await Promise.all(others.map((node) => node.close()));
+});
+
+s3Test('prune deletes shared slices and leases past SHARED_TTL, keeps the head; the video still reads exact', async (t) => {
+  const [a] = await nodes(1);
+  const id = h.video(fixture, { reportDuration: 30 });
+  t.is((await a!.get(`/proxy/${id}`)).sha256, fixtureSha);
+  await a!.service.cache.idle();
+  const store = a!.service.store;
+  const video = a!.service.cache.video(id as never);
+  const count = async (prefix: string) => {
+    let n = 0;
+    for await (const page of store.list(prefix)) n += page.length;
+    return n;
+  };
+  const shared = await count(`${store.keys.video(video)}shared/`);
+  const heads = await count(`${store.keys.video(video)}slices/`);
+  t.true(shared > 0 && heads > 0, `${heads} head slices, ${shared} shared`);
+  t.true((await count(`${store.keys.leasesRoot}${id}/`)) > 0);
+
+  const young = await a!.service.pruner.run();
+  t.is(young.deleted.shared, 0, 'nothing is older than SHARED_TTL yet');
+  const summary = await a!.service.pruner.run({ sharedTtlMs: 0 });
+  t.true(summary.deleted.shared >= shared, `${summary.deleted.shared} shared objects deleted`);
+  t.is(await count(`${store.keys.video(video)}shared/`), 0);
+  t.is(await count(`${store.keys.leasesRoot}${id}/`), 0);
+  t.is(await count(`${store.keys.video(video)}slices/`), heads, 'the head stays');
+
+  const [b] = await nodes(1);
+  const before = h.origin.statsFor(id).mediaBytes;
+  t.is((await b!.get(`/proxy/${id}`)).sha256, fixtureSha);
+  t.true(h.origin.statsFor(id).mediaBytes > before, 'past the head, the origin again');
+  await Promise.all([a!.close(), b!.close()]);
+});
+
+s3Test('manifest writes are compare-and-swaps: two nodes recording slices at once lose none of each other\'s', async (t) => {
+  const pair = await nodes(2);
+  const video = pair[0]!.service.cache.video(h.video() as never);
+  const base = createManifest(video, { contentType: 'video/mp4', size: 40 * 2 ** 20, duration: 600, lmt: undefined, sliceBytes: SLICE, headSlices: 2 });
+  const record = (node: Node, index: number) => node.service.store.updateManifest(base, SLICE, (stored) => withPersisted(stored ?? base, [index]), true);
+  await Promise.all(Array.from({ length: 40 }, (_, index) => record(pair[index % 2]!, index)));
+  const stored = await pair[0]!.service.store.getManifest(video, SLICE);
+  t.deepEqual(stored?.persisted, Array.from({ length: 40 }, (_, index) => index));
+  await Promise.all(pair.map((node) => node.close()));
+});
