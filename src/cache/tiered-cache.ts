@@ -373,9 +373,7 @@ export class TieredCache {
       for (let index = first; index <= last; index++) {
         if (index < last) ahead = this.#open(video, manifest, index + 1);
         const handle: SliceHandle = current!;
-        const base = index * sliceBytes;
-        const from = Math.max(start, base) - base;
-        const to = Math.min(end, base + sliceBytes - 1) - base;
+        const [from, to] = spanIn(sliceBytes, index, start, end);
         if (handle.bytes) {
           yield from === 0 && to === handle.bytes.length - 1 ? handle.bytes : handle.bytes.subarray(from, to + 1);
         } else {
@@ -392,6 +390,30 @@ export class TieredCache {
       current?.flight?.release();
       ahead?.flight?.release();
     }
+  }
+
+  /**
+   * Bytes [start, end] as views of memory slices when memory holds every one
+   * (the memory-hit fast path answers with them; `read` without its machinery),
+   * counted as `read` counts them; undefined when any slice is elsewhere. `touch`:
+   * a read (a GET), not a look (a HEAD).
+   */
+  fromMemory(video: VideoRequest, manifest: Manifest, start: number, end: number, touch: boolean): Buffer[] | undefined {
+    const sliceBytes = manifest.sliceBytes;
+    const views: Buffer[] = [];
+    for (let index = Math.floor(start / sliceBytes); index <= Math.floor(end / sliceBytes); index++) {
+      const bytes = touch ? this.#memory.getSlice(manifest, index) : this.#memory.peekSlice(manifest, index);
+      if (!bytes) return undefined;
+      const [from, to] = spanIn(sliceBytes, index, start, end);
+      views.push(from === 0 && to === bytes.length - 1 ? bytes : bytes.subarray(from, to + 1));
+    }
+    if (touch) {
+      for (const view of views) {
+        this.#metrics.bytesServed.inc({ tier: 'memory', format: video.format }, view.length);
+        this.#metrics.sliceReads.inc({ tier: 'memory' });
+      }
+    }
+    return views;
   }
 
   /** Warms the head of a video into memory and the store; shares fetches with readers. */
@@ -466,4 +488,9 @@ export class TieredCache {
 }
 
 const videoKey = (video: VideoRef) => `${video.id}/${video.format}`;
+/** Offsets [from, to] within slice `index` of bytes [start, end] of the video. */
+const spanIn = (sliceBytes: number, index: number, start: number, end: number) => {
+  const base = index * sliceBytes;
+  return [Math.max(start, base) - base, Math.min(end, base + sliceBytes - 1) - base] as const;
+};
 const versionKey = (manifest: VideoRef & { etag: string }) => `${videoKey(manifest)}/${manifest.etag}`;
