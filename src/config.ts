@@ -155,6 +155,7 @@ export const SETTINGS = {
   UPLOAD_CONCURRENCY: int('4', 'S3 uploads running at once', 1, 256),
   UPLOAD_QUEUE: int('256', 'slices waiting for upload; more are dropped and counted', 0),
   ACCESS_TOUCH_INTERVAL: duration('1m', 'how often one process records a video\'s last access in S3'),
+  STORE_ABSENT_TTL: duration('10s', 'how long a process remembers that the store had no manifest for a video, so a retry goes straight to the origin (0: ask the store every time)'),
 
   YTDLP_PATH: str('yt-dlp', 'the yt-dlp executable'),
   FORMATS: formatMap('video=18/b,audio=140/bestaudio[ext=m4a]/bestaudio', 'named yt-dlp format selectors, name=selector pairs separated by commas; the first is the default (a request without ?format=)'),

@@ -59,6 +59,8 @@ export class TieredCache {
   /** Versions dropped because the origin's bytes changed: a stored copy (not yet deleted) or a late commit must not bring them back. */
   readonly #invalidated = new LRUCache<string, true>({ max: 10_000 });
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
+  /** Videos the store had no manifest for, lately (STORE_ABSENT_TTL): a retry skips the store's round trip; this node's own manifest write forgets the entry. */
+  readonly #absent: LRUCache<string, true> | undefined;
   #closing = false;
 
   constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
@@ -72,6 +74,7 @@ export class TieredCache {
     this.#uploads = new Limiter(this.#config.UPLOAD_CONCURRENCY, this.#config.UPLOAD_QUEUE);
     this.#metrics.sources.uploadQueue = () => this.#uploads.queued;
     this.#touched = new LRUCache({ max: 10_000, ttl: Math.max(1, this.#config.ACCESS_TOUCH_INTERVAL) });
+    this.#absent = this.#config.STORE_ABSENT_TTL ? new LRUCache({ max: 10_000, ttl: this.#config.STORE_ABSENT_TTL }) : undefined;
   }
 
   /** The video in a configured format (the default when none is named); `format` passed the edge check (parseFormatParam). */
@@ -103,13 +106,14 @@ export class TieredCache {
   }
 
   async #loadManifest(video: VideoRequest): Promise<{ manifest: Manifest; tier: TierName }> {
-    if (this.#store.available) {
+    if (this.#store.available && !this.#absent?.has(videoKey(video))) {
       try {
         const stored = await this.#store.getManifest(video, this.#config.SLICE_BYTES);
         if (stored && !this.#invalidated.has(versionKey(stored))) {
           this.#memory.putManifest(stored);
           return { manifest: stored, tier: this.#store.name };
         }
+        if (!stored) this.#absent?.set(videoKey(video), true);
       } catch (error) {
         this.#log.warn({ videoId: video.id, err: error }, 'store manifest read failed; using the origin');
       }
@@ -351,6 +355,7 @@ export class TieredCache {
         const updated = withPersisted(inMemory ?? batch.manifest, indexes);
         batch.manifest = updated;
         this.#memory.putManifest(updated);
+        this.#absent?.delete(key);
         await this.#store.putManifest(updated);
       }
     } finally {
