@@ -26,28 +26,30 @@ async function failedFirst(node: Node, id: string): Promise<void> {
   if (failed.status < 500) throw new Error(`expected the first request to fail, got ${failed.status}`);
 }
 
-test('a retry within STORE_ABSENT_TTL skips the store lookup and is served by the origin', async (t) => {
-  const node = await h.node({ STORE_ABSENT_TTL: '1m' });
+/** A failed first request, then a retry: the retry's reply and the store GETs it made. */
+async function retry(ttl: string) {
+  const node = await h.node({ STORE_ABSENT_TTL: ttl });
   const id = h.video();
   await failedFirst(node, id);
   const before = await storeGets(node);
   const reply = await node.get(`/proxy/${id}`);
+  const gets = (await storeGets(node)) - before;
+  await node.close();
+  return { reply, gets };
+}
+
+test('a retry within STORE_ABSENT_TTL skips the store lookup and is served by the origin', async (t) => {
+  const { reply, gets } = await retry('1m');
   t.is(reply.status, 200);
   t.is(reply.sha256, fixtureSha);
   t.is(reply.headers['x-cache-status'], 'MISS');
-  t.is((await storeGets(node)) - before, 0, 'no store GET: the manifest was known to be absent');
-  await node.close();
+  t.is(gets, 0, 'no store GET: the manifest was known to be absent');
 });
 
 test('STORE_ABSENT_TTL=0 asks the store every time', async (t) => {
-  const node = await h.node({ STORE_ABSENT_TTL: '0' });
-  const id = h.video();
-  await failedFirst(node, id);
-  const before = await storeGets(node);
-  const reply = await node.get(`/proxy/${id}`);
+  const { reply, gets } = await retry('0');
   t.is(reply.sha256, fixtureSha);
-  t.is((await storeGets(node)) - before, 1, 'one store GET: the manifest');
-  await node.close();
+  t.is(gets, 1, 'one store GET: the manifest');
 });
 
 test("this node's manifest write forgets the absence: once memory drops the video, the store serves it", async (t) => {
