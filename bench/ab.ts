@@ -1,7 +1,8 @@
 /**
- * `npm run bench:ab -- DIR_A DIR_B`: two compiled tubecache checkouts (each with
- * dist/ built and node_modules) head to head on the memory-hit scenarios (1 and
- * 2), pinned to the same CPU, runs alternating A, B, B, A… so load from
+ * `npm run bench:ab -- DIR_A[@NODE] DIR_B[@NODE]`: two compiled tubecache
+ * checkouts (each with dist/ built and node_modules; the same one twice with
+ * two node binaries to compare Node majors) head to head on the memory-hit
+ * scenarios (1 and 2), pinned to the same CPU, runs alternating A, B, B, A… so load from
  * elsewhere on the machine falls on both alike. For measuring one lever at a
  * time; the full comparison with the anchors is `npm run bench`.
  * BENCH_RUNS, BENCH_DURATION (s), BENCH_WARMUP (s) as in bench/run.ts.
@@ -20,7 +21,7 @@ import { startTubecache } from './systems/tubecache.js';
 import { newVideoId, VIDEO_KINDS } from './videos.js';
 
 const [dirA, dirB] = process.argv.slice(2);
-if (!dirA || !dirB) throw new Error('usage: bench/ab.ts DIR_A DIR_B (checkouts with dist/ built)');
+if (!dirA || !dirB) throw new Error('usage: bench/ab.ts DIR_A[@NODE] DIR_B[@NODE] (checkouts with dist/ built)');
 const runs = Number(process.env.BENCH_RUNS ?? 6);
 const durationMs = Number(process.env.BENCH_DURATION ?? 4) * 1000;
 const warmupMs = Number(process.env.BENCH_WARMUP ?? 2) * 1000;
@@ -34,7 +35,10 @@ const id = newVideoId('ab');
 await backend.call('addVideos', [{ id, kind: 'short' }]);
 const env = { DATA_DIR: join(dir, 'data'), YTDLP_PATH: FAKE_YTDLP_PATH, YTDLP_URL_TEMPLATE: `${backend.originUrl}/watch?v={id}`, ORIGIN_ALLOWED_HOSTS: '127.0.0.1', ORIGIN_RANGE_QUERY_HOSTS: '', LOG_LEVEL: 'warn' };
 const systems = await Promise.all(
-  [dirA, dirB].map((build, index) => startTubecache({ build, env: { ...env, DATA_DIR: join(dir, `data-${index}`) }, cpus: lastCpu, dir, label: `ab-${index}`, cpuProfile: process.env.BENCH_CPU_PROFILE === '1' })),
+  [dirA, dirB].map((spec, index) => {
+    const [build, node] = spec.split('@') as [string, string | undefined];
+    return startTubecache({ build, node, env: { ...env, DATA_DIR: join(dir, `data-${index}`) }, cpus: lastCpu, dir, label: `ab-${index}`, cpuProfile: process.env.BENCH_CPU_PROFILE === '1' });
+  }),
 );
 const size = VIDEO_KINDS.short.size;
 const RANGE = 256 * 1024;
@@ -66,7 +70,7 @@ try {
       const cpu = results[index]!.map((r) => r.cpuUs);
       return `req/s median ${fmt(median(rps))} (${rps.map((v) => fmt(v)).join(' ')}), CPU µs/request median ${fmt(median(cpu))} (${cpu.map((v) => fmt(v)).join(' ')})`;
     };
-    process.stdout.write(`${name}\n  A ${dirA}: ${line(0)}\n  B ${dirB}: ${line(1)}\n  B/A req/s ${fmt(median(results[1]!.map((r) => r.rps)) / median(results[0]!.map((r) => r.rps)))}, CPU/request ${fmt(median(results[1]!.map((r) => r.cpuUs)) / median(results[0]!.map((r) => r.cpuUs)))}\n`);
+    process.stdout.write(`${name}\n  A ${systems[0]!.version} ${dirA}: ${line(0)}\n  B ${systems[1]!.version} ${dirB}: ${line(1)}\n  B/A req/s ${fmt(median(results[1]!.map((r) => r.rps)) / median(results[0]!.map((r) => r.rps)))}, CPU/request ${fmt(median(results[1]!.map((r) => r.cpuUs)) / median(results[0]!.map((r) => r.cpuUs)))}\n`);
   }
 } finally {
   for (const system of systems) await system.stop();
