@@ -5,7 +5,8 @@
  * scenarios (1 and 2), pinned to the same CPU, runs alternating A, B, B, A… so load from
  * elsewhere on the machine falls on both alike. For measuring one lever at a
  * time; the full comparison with the anchors is `npm run bench`.
- * BENCH_RUNS, BENCH_DURATION (s), BENCH_WARMUP (s) as in bench/run.ts.
+ * BENCH_RUNS, BENCH_DURATION (s), BENCH_WARMUP (s) as in bench/run.ts; BENCH_ONLY=whole or
+ * ranges runs one of the two; BENCH_CPU_PROFILE=1 with BENCH_KEEP=1 keeps both processes' CPU profiles.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -54,7 +55,7 @@ const scenarios = {
 };
 try {
   for (const system of systems) for (let pass = 0; pass < 2; pass++) await runLoad({ url: system.url, connections: 1, durationMs: 300, next: scenarios.whole.next });
-  for (const [name, load] of Object.entries(scenarios)) {
+  for (const [name, load] of Object.entries(scenarios).filter(([name]) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY === name)) {
     for (const system of systems) await runLoad({ url: system.url, durationMs: warmupMs, ...load });
     const results: { rps: number; cpuUs: number }[][] = [[], []];
     for (let run = 0; run < runs; run++) {

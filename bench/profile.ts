@@ -1,7 +1,8 @@
 /**
  * `node --import tsx bench/profile.ts FILE.cpuprofile [N]`: the top N functions
  * of a V8 CPU profile (node --cpu-prof, BENCH_CPU_PROFILE=1) by self time, and
- * the self time per file, as a markdown table for bench/results.
+ * the self time per file, as a markdown table for bench/results. Shares are
+ * of the busy time (idle left out): where the CPU the process used went.
  */
 import { readFileSync } from 'node:fs';
 
@@ -23,6 +24,9 @@ const byId = new Map(profile.nodes.map((node) => [node.id, node]));
 // Self time per node: each sample's delta goes to the node it landed in.
 const self = new Map<number, number>();
 profile.samples.forEach((id, index) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0)));
+const idleId = profile.nodes.find((node) => node.callFrame.functionName === '(idle)')?.id;
+const idle = self.get(idleId ?? -1) ?? 0;
+self.delete(idleId ?? -1);
 const total = [...self.values()].reduce((a, b) => a + b, 0);
 const place = (node: ProfileNode) => {
   const url = node.callFrame.url.replace(/^file:\/\/.*?\/(node_modules|dist|src)\//, '$1/');
@@ -36,8 +40,7 @@ const sum = (key: (node: ProfileNode) => string) => {
   }
   return [...totals].sort((a, b) => b[1] - a[1]).slice(0, Number(top));
 };
-const idle = (self.get(profile.nodes.find((node) => node.callFrame.functionName === '(idle)')?.id ?? -1) ?? 0) / total;
-const lines = [`${file.split('/').pop()}: ${(total / 1e6).toFixed(1)} s sampled, ${(idle * 100).toFixed(1)}% idle`, '', '| self % | function | where |', '|---|---|---|'];
+const lines = [`${file.split('/').pop()}: ${(total / 1e6).toFixed(1)} s busy, ${(idle / 1e6).toFixed(1)} s idle; shares of the busy time`, '', '| self % | function | where |', '|---|---|---|'];
 for (const [name, us] of sum((node) => `${node.callFrame.functionName || '(anonymous)'}\t${place(node)}`)) {
   const [fn, where] = name.split('\t');
   lines.push(`| ${((us / total) * 100).toFixed(1)} | ${fn} | ${where} |`);
