@@ -23,7 +23,9 @@ const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
 // Self time per node: each sample's delta goes to the node it landed in.
 const self = new Map<number, number>();
-profile.samples.forEach((id, index) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0)));
+profile.samples.forEach((id, index) => {
+  self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0));
+});
 const idleId = profile.nodes.find((node) => node.callFrame.functionName === '(idle)')?.id;
 const idle = self.get(idleId ?? -1) ?? 0;
 self.delete(idleId ?? -1);

@@ -14,7 +14,7 @@ const UNSATISFIABLE: ProxyAnswer = { kind: 'unsatisfiable' };
 
 export function answerFor(manifest: Manifest, headers: IncomingHttpHeaders): ProxyAnswer {
   const ifNoneMatch = headers['if-none-match'];
-  if (ifNoneMatch && ifNoneMatch.split(',').some((tag) => tag.trim() === manifest.etag)) return NOT_MODIFIED;
+  if (ifNoneMatch?.split(',').some((tag) => tag.trim() === manifest.etag)) return NOT_MODIFIED;
   const ifRange = headers['if-range'];
   // An If-Range that names another version asks for the whole current one.
   const range = ifRange && ifRange !== manifest.etag ? undefined : headers.range;
