@@ -555,7 +555,10 @@ export class TieredCache {
       }
       return from === 0 && to === bytes.length - 1 ? bytes : bytes.subarray(from, to + 1);
     });
-    return { views, release: () => slices.forEach((slice) => slice.charge.release()) };
+    const release = () => {
+      for (const slice of slices) slice.charge.release();
+    };
+    return { views, release };
   }
 
   /** Warms the head of a video into memory and the store; shares fetches with readers. */
