@@ -77,6 +77,8 @@ export interface Bench {
   paths: Record<string, string>;
   /** tubecache first, then the anchors that are installed. */
   systems: System[];
+  /** The bare node:http server (Node's ceiling), for the memory-hit scenarios only. */
+  ceiling: System;
   /** Settings every tubecache process gets (S3, stand-in yt-dlp, origin allowed). */
   tubecacheEnv: Record<string, string>;
   /** The store as tubecache sees it (same bucket or DATA_DIR, same prefix), for baselines and for waiting on uploads. */

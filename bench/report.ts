@@ -27,7 +27,7 @@ export function describeMachine(systems: readonly System[], missing: Record<stri
   };
 }
 
-const COLUMNS: Column[] = ['tubecache', 'nginx', 'varnish', 'baseline'];
+const COLUMNS: Column[] = ['tubecache', 'nginx', 'varnish', 'node', 'baseline'];
 const cell = (text: string | undefined) => (text ?? '').replaceAll('|', '\\|');
 
 export function markdown(options: { date: string; machine: Machine; options: BenchOptions; reports: ScenarioReport[]; failures: { id: string; error: string }[]; elapsedS: number }): string {
@@ -44,8 +44,8 @@ export function markdown(options: { date: string; machine: Machine; options: Ben
     (Object.keys(o.tubecacheEnv).length ? `tubecache ran with ${Object.entries(o.tubecacheEnv).map(([name, value]) => `${name}=${value}`).join(' ')}. ` : '') +
     `Load runs: ${o.runs} × ${o.durationMs / 1000} s per system, alternating, after ${o.warmupMs / 1000} s of warm-up; figures are the median run. All on 127.0.0.1, bodies counted by a raw-socket client (bench/load.ts). Whole run: ${Math.round(options.elapsedS)} s.`,
     '',
-    '| # | scenario | metric | tubecache | nginx | varnish | baseline | target | met |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| # | scenario | metric | tubecache | nginx | varnish | bare node | baseline | target | met |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const report of reports) {
     report.rows.forEach((row, index) => {
@@ -56,7 +56,7 @@ export function markdown(options: { date: string; machine: Machine; options: Ben
       );
     });
   }
-  for (const failure of options.failures) lines.push(`| ${failure.id} | failed | ${cell(failure.error.split('\n')[0])} | | | | | | ❌ |`);
+  for (const failure of options.failures) lines.push(`| ${failure.id} | failed | ${cell(failure.error.split('\n')[0])} | | | | | | | ❌ |`);
   const explained = reports.filter((report) => report.baseline || report.notes.length);
   if (explained.length) {
     lines.push('');

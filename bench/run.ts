@@ -47,6 +47,7 @@ import { seekLeaveScenario } from './scenarios/seek-leave.js';
 import { findBinary, type System } from './systems/process.js';
 import { NGINX_INSTALL_HINT, nginxBinary, startNginx } from './systems/nginx.js';
 import { buildTubecache, startTubecache } from './systems/tubecache.js';
+import { startBareNode } from './systems/bare-node.js';
 import { VARNISH_INSTALL_HINT, varnishBinary, startVarnish } from './systems/varnish.js';
 import type { VideoDecl } from './videos.js';
 
@@ -165,11 +166,12 @@ async function main(): Promise<void> {
     const varnish = varnishBinary();
     if (varnish) systems.push(await startVarnish(varnish, edge));
     else (missing.varnish = 'Varnish not installed'), log(VARNISH_INSTALL_HINT);
-    running.push(...systems.slice(1));
-    log(`systems: ${systems.map((system) => `${system.name} ${system.url}`).join(', ')}`);
+    const ceiling = await startBareNode(edge);
+    running.push(...systems.slice(1), ceiling);
+    log(`systems: ${[...systems, ceiling].map((system) => `${system.name} ${system.url}`).join(', ')}`);
 
-    const machine = describeMachine(systems, missing);
-    const bench: Bench = { options, backend, paths, systems, tubecacheEnv, store, config, format: { format: config.FORMATS.default, selector: config.FORMATS.selectors.get(config.FORMATS.default)! }, startTubecache: startOne, log };
+    const machine = describeMachine([...systems, ceiling], missing);
+    const bench: Bench = { options, backend, paths, systems, ceiling, tubecacheEnv, store, config, format: { format: config.FORMATS.default, selector: config.FORMATS.selectors.get(config.FORMATS.default)! }, startTubecache: startOne, log };
     for (const scenario of selected) {
       log(`scenario ${scenario.id}: ${scenario.title}`);
       try {

@@ -161,6 +161,7 @@ export const SETTINGS = {
   LEASE_WAIT: duration('20s', 'a node waiting for another node\'s slice fetches it from the origin itself after this long', 1),
   SHARED_TTL: duration('10m', 'prune deletes slices beyond the head that a node uploaded for other nodes (and lapsed leases) once they are this old'),
   ACCESS_TOUCH_INTERVAL: duration('1m', 'how often one process records a video\'s last access in S3'),
+  STORE_ABSENT_TTL: duration('10s', 'how long a process remembers that the store had no manifest for a video, so a retry goes straight to the origin (0: ask the store every time)'),
 
   YTDLP_PATH: str('yt-dlp', 'the yt-dlp executable'),
   FORMATS: formatMap('video=18/b,audio=140/bestaudio[ext=m4a]/bestaudio', 'named yt-dlp format selectors, name=selector pairs separated by commas; the first is the default (a request without ?format=)'),

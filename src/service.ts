@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type Koa from 'koa';
@@ -15,6 +15,7 @@ import type { Config } from './config.js';
 import { ConfigError, isTubeError } from './errors.js';
 import { adminApi, createAdminApp } from './http/admin.js';
 import { createApp } from './http/app.js';
+import { memoryHitFirst } from './http/memory-hit.js';
 import type { AppServices, ReadinessCheck } from './http/services.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Pruner } from './ops/prune.js';
@@ -98,12 +99,12 @@ export class Service implements AppServices {
 
   /** Listens on PORT (and ADMIN_PORT); resolves with the bound addresses. */
   async listen(): Promise<{ url: string; adminUrl?: string }> {
-    const url = await this.#listen(this.app, this.config.PORT);
-    return this.adminApp ? { url, adminUrl: await this.#listen(this.adminApp, this.config.ADMIN_PORT) } : { url };
+    const url = await this.#listen(memoryHitFirst(this, this.app.callback()), this.config.PORT);
+    return this.adminApp ? { url, adminUrl: await this.#listen(this.adminApp.callback(), this.config.ADMIN_PORT) } : { url };
   }
 
-  async #listen(app: Koa, port: number): Promise<string> {
-    const server = app.listen(port, this.config.HOST);
+  async #listen(listener: RequestListener, port: number): Promise<string> {
+    const server = createServer(listener).listen(port, this.config.HOST);
     // Players keep connections open between range requests.
     server.keepAliveTimeout = 65_000;
     this.#servers.push(server);

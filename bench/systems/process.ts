@@ -6,7 +6,8 @@ import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { probe } from '../probe.js';
 
-export type SystemName = 'tubecache' | 'nginx' | 'varnish';
+/** `node`: the bare node:http ceiling of the memory-hit scenarios (bare-node.ts), in no other scenario. */
+export type SystemName = 'tubecache' | 'nginx' | 'varnish' | 'node';
 
 export interface System {
   name: SystemName;

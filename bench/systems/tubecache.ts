@@ -28,13 +28,16 @@ export interface TubecacheOptions {
   label: string;
   /** Write V8 CPU profiles into `dir`/`label`-profiles when the process exits. */
   cpuProfile: boolean;
+  /** The node binary (default: the one running the bench), to compare Node majors. */
+  node?: string;
 }
 
 export async function startTubecache(options: TubecacheOptions): Promise<System> {
   const port = await freePort();
   const logFile = join(options.dir, `${options.label}.log`);
   const nodeArgs = [...(options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(options.dir, `${options.label}-profiles`)}`] : [])];
-  const child = spawnPinned(process.execPath, [...nodeArgs, join(options.build, 'bin/tubecache.js'), 'serve'], {
+  const node = options.node ?? process.execPath;
+  const child = spawnPinned(node, [...nodeArgs, join(options.build, 'bin/tubecache.js'), 'serve'], {
     cpus: options.cpus,
     cwd: ROOT,
     // Only what the bench sets: no S3_*, PORT or LOG_LEVEL leaking in from the caller's shell.
@@ -47,7 +50,7 @@ export async function startTubecache(options: TubecacheOptions): Promise<System>
   return {
     name: 'tubecache',
     url,
-    version: `tubecache ${version} (compiled; Node ${process.version})`,
+    version: `tubecache ${version} (compiled; Node ${node === process.execPath ? process.version : spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()})`,
     pid: child.pid!,
     stop: () => stopChild(child, 'SIGTERM'),
   };

@@ -72,6 +72,8 @@ export class TieredCache {
   /** Versions dropped because the origin's bytes changed: a stored copy (not yet deleted) or a late commit must not bring them back. */
   readonly #invalidated = new LRUCache<string, true>({ max: 10_000 });
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
+  /** Videos the store had no manifest for, lately (STORE_ABSENT_TTL): a retry skips the store's round trip; this node's own manifest write forgets the entry. */
+  readonly #absent: LRUCache<string, true> | undefined;
   #closing = false;
 
   constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; disk?: DiskTier; leases: LeaseBoard; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
@@ -87,6 +89,7 @@ export class TieredCache {
     this.#uploads = new Limiter(this.#config.UPLOAD_CONCURRENCY, this.#config.UPLOAD_QUEUE);
     this.#metrics.sources.uploadQueue = () => this.#uploads.queued;
     this.#touched = new LRUCache({ max: 10_000, ttl: Math.max(1, this.#config.ACCESS_TOUCH_INTERVAL) });
+    this.#absent = this.#config.STORE_ABSENT_TTL ? new LRUCache({ max: 10_000, ttl: this.#config.STORE_ABSENT_TTL }) : undefined;
   }
 
   /** The video in a configured format (the default when none is named); `format` passed the edge check (parseFormatParam). */
@@ -124,13 +127,14 @@ export class TieredCache {
       this.#memory.putManifest(onDisk);
       return { manifest: onDisk, tier: 'disk' };
     }
-    if (this.#store.available) {
+    if (this.#store.available && !this.#absent?.has(videoKey(video))) {
       try {
         const stored = await this.#storedManifest(video);
         if (stored) {
           this.#disk?.writeManifest(stored);
           return { manifest: stored, tier: this.#store.name };
         }
+        this.#absent?.set(videoKey(video), true);
       } catch (error) {
         this.#log.warn({ videoId: video.id, err: error }, 'store manifest read failed; using the origin');
       }
@@ -423,6 +427,7 @@ export class TieredCache {
 
   /** The manifest in the store: a compare-and-swap with conditional writes, merged with what other nodes recorded. */
   #writeManifest(manifest: Manifest): Promise<void> {
+    this.#absent?.delete(videoKey(manifest));
     const change = (stored: Manifest | undefined) => (stored?.etag === manifest.etag ? mergeManifest(stored, manifest) : manifest);
     return this.#store.updateManifest(manifest, this.#config.SLICE_BYTES, change, this.#leases.mode === 'leases');
   }
@@ -535,9 +540,7 @@ export class TieredCache {
       for (let index = first; index <= last; index++) {
         if (index < last) ahead = await this.#open(video, manifest, index + 1, 0);
         const handle: SliceHandle = current!;
-        const base = index * sliceBytes;
-        const from = Math.max(start, base) - base;
-        const to = Math.min(end, base + sliceBytes - 1) - base;
+        const [from, to] = spanIn(sliceBytes, index, start, end);
         if (handle.slice) {
           const bytes = handle.slice.bytes;
           yield from === 0 && to === bytes.length - 1 ? bytes : bytes.subarray(from, to + 1);
@@ -555,6 +558,38 @@ export class TieredCache {
       if (current) letGo(current);
       if (ahead) letGo(ahead);
     }
+  }
+
+  /**
+   * Bytes [start, end] as views of memory slices when memory holds every one
+   * (the memory-hit fast path answers with them; `read` without its machinery),
+   * counted as `read` counts them; undefined when any slice is elsewhere. `touch`:
+   * a read (a GET), not a look (a HEAD). Each slice is held until `release`:
+   * a slice Buffer let go may be reused by the next slice (slice-budget.ts),
+   * so the caller releases only once the socket has written the views.
+   */
+  fromMemory(video: VideoRequest, manifest: Manifest, start: number, end: number, touch: boolean): { views: Buffer[]; release: () => void } | undefined {
+    const sliceBytes = manifest.sliceBytes;
+    const slices: HeldSlice[] = [];
+    for (let index = Math.floor(start / sliceBytes); index <= Math.floor(end / sliceBytes); index++) {
+      const slice = touch ? this.#memory.getSlice(manifest, index) : this.#memory.peekSlice(manifest, index);
+      if (!slice) return undefined;
+      slices.push(slice);
+    }
+    const views = slices.map((slice, at) => {
+      const bytes = slice.bytes;
+      const [from, to] = spanIn(sliceBytes, Math.floor(start / sliceBytes) + at, start, end);
+      slice.charge.hold();
+      if (touch) {
+        this.#metrics.bytesServed.inc({ tier: 'memory', format: video.format }, to - from + 1);
+        this.#metrics.sliceReads.inc({ tier: 'memory' });
+      }
+      return from === 0 && to === bytes.length - 1 ? bytes : bytes.subarray(from, to + 1);
+    });
+    const release = () => {
+      for (const slice of slices) slice.charge.release();
+    };
+    return { views, release };
   }
 
   /** Warms the head of a video into memory and the store; shares fetches with readers. */
@@ -635,4 +670,9 @@ export class TieredCache {
 /** A reader is done with a slice. */
 const letGo = (handle: SliceHandle) => (handle.flight ? handle.flight.release() : handle.slice.charge.release());
 const videoKey = (video: VideoRef) => `${video.id}/${video.format}`;
+/** Offsets [from, to] within slice `index` of bytes [start, end] of the video. */
+const spanIn = (sliceBytes: number, index: number, start: number, end: number) => {
+  const base = index * sliceBytes;
+  return [Math.max(start, base) - base, Math.min(end, base + sliceBytes - 1) - base] as const;
+};
 const versionKey = (manifest: VideoRef & { etag: string }) => `${videoKey(manifest)}/${manifest.etag}`;

@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import Koa, { type Context, type Next } from 'koa';
 import type { Logger } from 'pino';
 import { TubeError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { prefetchRoute } from './prefetch.js';
 import { proxyRoute } from './proxy.js';
+import { logWhenOver, requestId } from './request-log.js';
 import { requestMetrics } from './request-metrics.js';
 import { canonicalPath, routesOrRefuse, strictRouter } from './routing.js';
 import type { AppServices } from './services.js';
@@ -65,30 +65,11 @@ export function listenerApp(logger: Logger, metrics?: Metrics): Koa {
 /** One JSON line per request: id, route, status, the tier that served it, bytes and time. */
 function requestLog(logger: Logger) {
   return async (ctx: Context, next: Next) => {
-    const started = performance.now();
-    const socket = ctx.req.socket;
-    const written = socket.bytesWritten;
-    const incoming = ctx.get('X-Request-Id');
-    const reqId = /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
+    const reqId = requestId(ctx.get('X-Request-Id'));
     ctx.set('X-Request-Id', reqId);
     ctx.state.log = logger.child({ reqId });
-    // Logged when the response is over, so status, bytes and time are the final ones (koa writes after the middleware returns).
-    ctx.res.once('close', () => {
-      const streamError = ctx.state.streamError as Error | undefined;
-      ctx.state.log.info(
-        {
-          method: ctx.method,
-          url: ctx.url,
-          status: ctx.status,
-          cache: ctx.state.cacheStatus,
-          bytes: socket.bytesWritten - written,
-          ms: Math.round(performance.now() - started),
-          ...(streamError ? { ended: streamError.message } : {}),
-          ...(ctx.res.writableFinished ? {} : { aborted: true }),
-        },
-        'request',
-      );
-    });
+    // koa writes after the middleware returns: status and cache status are read when the response is over.
+    logWhenOver(ctx.state.log, ctx.req, ctx.res, () => ({ status: ctx.status, cache: ctx.state.cacheStatus, streamError: ctx.state.streamError }));
     await next();
   };
 }

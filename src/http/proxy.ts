@@ -4,7 +4,7 @@ import type { TieredCache } from '../cache/tiered-cache.js';
 import type { Metrics } from '../metrics.js';
 import { parseFormatParam, type Formats } from '../origin/format.js';
 import { parseVideoId } from '../origin/video-id.js';
-import { parseRange } from './range.js';
+import { answerFor, contentRange, manifestHeaders } from './proxy-answer.js';
 
 /** GET and HEAD /proxy/:id[?format=name] — the video in one format, whole or one range, from the cheapest tier that has it. */
 export function proxyRoute(cache: TieredCache, metrics: Metrics, formats: Formats) {
@@ -14,31 +14,27 @@ export function proxyRoute(cache: TieredCache, metrics: Metrics, formats: Format
     const { manifest, tier } = await cache.manifest(video);
     cache.touch(video);
 
-    ctx.set('Accept-Ranges', 'bytes');
-    ctx.set('ETag', manifest.etag);
-    ctx.set('Content-Type', manifest.contentType);
-    // The bytes behind an ETag never change, so shared caches (the nginx edge) may keep them.
-    ctx.set('Cache-Control', 'public, max-age=86400');
+    const headers = manifestHeaders(manifest);
+    for (let i = 0; i < headers.length; i += 2) ctx.set(headers[i]!, headers[i + 1]!);
 
-    if (ctx.get('If-None-Match').split(',').some((tag) => tag.trim() === manifest.etag)) {
+    const answer = answerFor(manifest, ctx.req.headers);
+    if (answer.kind === 'not-modified') {
       ctx.status = 304;
       return;
     }
-    const ifRange = ctx.get('If-Range');
-    const range = ifRange && ifRange !== manifest.etag ? { kind: 'whole' as const } : parseRange(ctx.get('Range'), manifest.size);
-    if (range.kind === 'unsatisfiable') {
+    if (answer.kind === 'unsatisfiable') {
       ctx.status = 416;
       ctx.set('Content-Range', `bytes */${manifest.size}`);
       ctx.body = { error: { code: 'RANGE_NOT_SATISFIABLE', message: `range not satisfiable for ${manifest.size} bytes` } };
       return;
     }
-    const [start, end] = range.kind === 'partial' ? [range.start, range.end] : [0, manifest.size - 1];
+    const { start, end } = answer;
     const status = cache.plan(manifest, tier, start, end);
     metrics.requests.inc({ status, format: video.format });
     ctx.state.cacheStatus = status;
     ctx.set('X-Cache-Status', status);
-    ctx.status = range.kind === 'partial' ? 206 : 200;
-    if (range.kind === 'partial') ctx.set('Content-Range', `bytes ${start}-${end}/${manifest.size}`);
+    ctx.status = answer.partial ? 206 : 200;
+    if (answer.partial) ctx.set('Content-Range', contentRange(start, end, manifest.size));
     ctx.set('Content-Length', String(end - start + 1));
     if (ctx.method === 'HEAD') return;
 
@@ -88,7 +84,8 @@ export function proxyRoute(cache: TieredCache, metrics: Metrics, formats: Format
  */
 async function send(res: ServerResponse, first: IteratorResult<Buffer>, rest: AsyncGenerator<Buffer>): Promise<void> {
   for (let next = first; !next.done; next = await rest.next()) {
-    if (!res.write(next.value)) await until(res, 'drain');
+    // Written, not only queued, before the next pull: that may release the slice, whose Buffer the budget then reuses.
+    await written(res, next.value);
     if (res.destroyed) throw new Error('client gone');
   }
   res.end();
@@ -96,8 +93,19 @@ async function send(res: ServerResponse, first: IteratorResult<Buffer>, rest: As
   if (!res.writableFinished) await until(res, 'finish');
 }
 
+/** Resolves once the socket has written `chunk` (its callback), or when the response closes first. */
+const written = (res: ServerResponse, chunk: Buffer) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('close', done);
+      resolve();
+    };
+    res.on('close', done);
+    res.write(chunk, done);
+  });
+
 /** Resolves on `event`, or when the response closes first (the client left). */
-const until = (res: ServerResponse, event: 'drain' | 'finish') =>
+const until = (res: ServerResponse, event: 'finish') =>
   new Promise<void>((resolve) => {
     const done = () => {
       res.off(event, done).off('close', done);

@@ -14,12 +14,17 @@ const CANONICAL = /^(?:\/(?!\.\.?(?:\/|$))[\w.~-]+)+$/;
 /** The only paths that end in "/": the root and the admin page. */
 const SLASH_ENDED = new Set(['/', '/admin/']);
 
-/** Refuses (400) a request target that is not canonical, before any routing. Absolute-form and `*` targets are refused too. */
-export async function canonicalPath(ctx: Context, next: Next): Promise<void> {
-  const target = ctx.req.url ?? '';
+/** The path of a request target (its part before `?`), and whether it is canonical. */
+export function targetPath(target: string): { path: string; canonical: boolean } {
   const query = target.indexOf('?');
   const path = query < 0 ? target : target.slice(0, query);
-  if (!SLASH_ENDED.has(path) && !CANONICAL.test(path)) throw new TubeError('BAD_REQUEST', `path is not canonical: ${JSON.stringify(path.slice(0, 100))}`);
+  return { path, canonical: SLASH_ENDED.has(path) || CANONICAL.test(path) };
+}
+
+/** Refuses (400) a request target that is not canonical, before any routing. Absolute-form and `*` targets are refused too. */
+export async function canonicalPath(ctx: Context, next: Next): Promise<void> {
+  const { path, canonical } = targetPath(ctx.req.url ?? '');
+  if (!canonical) throw new TubeError('BAD_REQUEST', `path is not canonical: ${JSON.stringify(path.slice(0, 100))}`);
   await next();
 }
 
