@@ -179,7 +179,7 @@ export class DiskTier {
   async #evict(incoming: number, key?: string): Promise<void> {
     const victims: string[] = [];
     const replaced = key === undefined ? 0 : (this.#index.get(key) ?? 0);
-    for (const [oldest, size] of this.#index) {
+    for (const oldest of this.#index.keys()) {
       if (this.#bytes - replaced + incoming <= this.budget) break;
       if (oldest === key) continue;
       victims.push(oldest);
