@@ -2,7 +2,8 @@
  * Scenario 12: a working set ten times the memory budget, every slice in S3
  * (PERSIST=full), clients picking videos uniformly at random; the same load on
  * a node with a disk tier (DISK_CACHE_DIR, its budget above the working set)
- * and on one without. Reported: bytes by tier and S3 GETs per GB served.
+ * and on one without. Reported: bytes by tier and S3 GETs per GB served; then
+ * the node with the disk tier restarted with S3 frozen (disk-frozen.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,13 +16,17 @@ import { probe } from '../probe.js';
 import { median } from '../stats.js';
 import type { System } from '../systems/process.js';
 import { newVideoId, sha256, VIDEO_KINDS, videoBytes } from '../videos.js';
+import { frozenRestart, RANGE_SAMPLES, type FrozenTimes } from './disk-frozen.js';
 import { scrape } from './metrics.js';
 import { waitForPersisted } from './persisted.js';
 
 const TIERS = ['memory', 'disk', 's3', 'origin'] as const;
 type Tier = (typeof TIERS)[number];
 const WARM_PARALLEL = 4;
-const WARM_PASSES = 3;
+const WARM_PASSES = 12;
+const DROPPED = 'tubecache_disk_cache_writes_dropped_total';
+const PASSED_THROUGH = 'tubecache_slices_passed_through_total';
+const ENTRIES = 'tubecache_disk_cache_entries';
 const CONNECTIONS = 16;
 
 interface Run {
@@ -55,19 +60,25 @@ export function diskTierScenario(memoryBudget: number | undefined): Scenario {
         // From the origin into S3, every slice, through the node without a disk tier.
         await warm(plain, ids);
         for (const id of ids) await waitForPersisted(bench, { id: id as VideoId, ...bench.format }, Math.ceil(size / bench.config.SLICE_BYTES));
-        const disk = await bench.startTubecache('tubecache-disk', { ...base, DISK_CACHE_DIR: dir, DISK_CACHE_BYTES: String(diskBudget) });
+        const diskEnv = { ...base, DISK_CACHE_BYTES: String(diskBudget) };
+        const disk = await bench.startTubecache('tubecache-disk', { ...diskEnv, DISK_CACHE_DIR: dir });
         started.push(disk);
-        // From S3 onto its disk; again while writes were dropped (queue full), so the runs start from a full disk tier.
+        // From S3 onto its disk; again until it holds every slice and manifest, so the runs start from a full disk tier.
+        // A pass misses slices whose writes were dropped (queue full) and slices passed through (no budget room: not kept, not written).
+        const files = ids.length * (Math.ceil(size / bench.config.SLICE_BYTES) + 1);
         let warmed = new Map<string, number>();
         let warmPasses = 0;
         for (let pass = 1; pass <= WARM_PASSES; pass++) {
-          const dropped = warmed.get('tubecache_disk_cache_writes_dropped_total') ?? 0;
+          const [dropped, passed, held] = [warmed.get(DROPPED) ?? 0, warmed.get(PASSED_THROUGH) ?? 0, warmed.get(ENTRIES) ?? 0];
           await warm(disk, ids);
           warmPasses = pass;
           warmed = await settleDisk(disk);
-          const now = warmed.get('tubecache_disk_cache_writes_dropped_total') ?? 0;
-          bench.log(`  disk tier after warming pass ${pass}: ${mb(warmed.get('tubecache_disk_cache_bytes') ?? 0)}, ${now - dropped} writes dropped`);
-          if (now === dropped) break;
+          bench.log(
+            `  disk tier after warming pass ${pass}: ${mb(warmed.get('tubecache_disk_cache_bytes') ?? 0)} in ${warmed.get(ENTRIES)} of ${files} files; ${(warmed.get(DROPPED) ?? 0) - dropped} writes dropped, ${(warmed.get(PASSED_THROUGH) ?? 0) - passed} slices passed through`,
+          );
+          // Full, or a pass that missed nothing yet added no file: what is still absent is never written by reading again.
+          const missed = (warmed.get(DROPPED) ?? 0) - dropped + (warmed.get(PASSED_THROUGH) ?? 0) - passed;
+          if ((warmed.get(ENTRIES) ?? 0) >= files || (missed === 0 && warmed.get(ENTRIES) === held)) break;
         }
 
         const runs = await alternate([disk, plain], bench.options.runs, async (system) => {
@@ -85,24 +96,41 @@ export function diskTierScenario(memoryBudget: number | undefined): Scenario {
         const gets = { with: median(withDisk.map(getsPerGB)), without: median(without.map(getsPerGB)) };
         const originShare = Math.max(...[...withDisk, ...without].map((run) => share(run, 'origin')));
         const end = await scrape(disk.url);
+        started.splice(started.indexOf(disk), 1);
+        await disk.stop();
+        const frozen = await frozenRestart(bench, dir, diskEnv, ids);
+        const { connect, firstByte, idle } = frozen.deadlinesMs;
+        const frozenMet = frozen.notFromDisk.length === 0 && Math.max(frozen.ranges.bodyMs.max, frozen.whole.ttfbMs.max) < Math.min(connect, firstByte) && !frozen.s3Requests.GET;
+        const frozenRow = (metric: string, pick: (times: FrozenTimes) => string) => ({ metric: `S3 frozen, restarted: ${metric}`, values: { tubecache: `${pick(frozen.ranges)} (ranges), ${pick(frozen.whole)} (whole)` } });
+        const p50p95 = (q: { p50: number; p95: number }) => `${fmt(q.p50)} / ${fmt(q.p95)}`;
         return {
           id: scenario.id,
           title: scenario.title,
-          target: 'with the disk tier: S3 GETs per GB served ≤ 1/10 of without, origin 0%',
+          target: 'with the disk tier: S3 GETs per GB served ≤ 1/10 of without, origin 0%; restarted with S3 frozen: disk-held reads exact, HIT-DISK, no S3 GET, every first byte (and whole range) sooner than the S3 deadlines',
           baseline: 'the same load on a node without a disk tier (same memory budget, same S3)',
           rows: [
             row('req/s', (run) => run.requestsPerSecond),
             ...TIERS.map((tier) => row(`bytes from ${tier} %`, (run) => share(run, tier) * 100)),
             ...TIERS.map((tier) => row(`GB from ${tier}`, (run) => run.bytes[tier] / 1e9)),
             row('S3 GETs per GB served', getsPerGB),
+            frozenRow('time to first byte p50 / p95, ms', (times) => p50p95(times.ttfbMs)),
+            frozenRow('whole body p50 / p95, ms', (times) => p50p95(times.bodyMs)),
+            frozenRow('HIT-DISK replies', (times) => fmt(times.n)),
+            frozenRow('slowest first byte, ms', (times) => fmt(times.ttfbMs.max)),
+            ...frozen.notFromDisk.map(({ status, n, ttfbMs }) => ({ metric: `S3 frozen, restarted: ${status} replies, first byte p50 / max, ms`, values: { tubecache: `${n}: ${fmt(ttfbMs.p50)} / ${fmt(ttfbMs.max)}` } })),
+            { metric: 'S3 deadlines it did not wait on (connect / first byte / idle), ms', values: { tubecache: `${fmt(connect)} / ${fmt(firstByte)} / ${fmt(idle)}` } },
           ],
-          verdict: { met: gets.with <= gets.without / 10 && originShare < 0.001, measured: `${fmt(gets.with)} vs ${fmt(gets.without)} S3 GETs/GB; origin at most ${fmt(originShare * 100)}%` },
+          verdict: {
+            met: gets.with <= gets.without / 10 && originShare < 0.001 && frozenMet,
+            measured: `${fmt(gets.with)} vs ${fmt(gets.without)} S3 GETs/GB; origin at most ${fmt(originShare * 100)}%; S3 frozen: first byte p95 ${fmt(frozen.ranges.ttfbMs.p95)} ms (ranges), ${fmt(frozen.whole.ttfbMs.p95)} ms (whole videos) against a ${fmt(firstByte)} ms S3 first-byte deadline`,
+          },
           notes: [
             `tubecache only (nginx and Varnish have no S3 tier here); ${CONNECTIONS} connections, whole-video requests uniform over the videos; medians of ${withDisk.length} runs each, alternating; the disk tier in ${tmpdir()}`,
-            `warming (reading every video through the node with a disk tier) took ${warmPasses} pass(es), ${warmed.get('tubecache_disk_cache_writes_dropped_total') ?? 0} disk writes dropped (queue full) in all`,
+            `warming (reading every video through the node with a disk tier, until the disk held all ${files} files or a pass added none) took ${warmPasses} pass(es): ${warmed.get(DROPPED) ?? 0} disk writes dropped (queue full) and ${warmed.get(PASSED_THROUGH) ?? 0} slices passed through (no room in MEMORY_CACHE_BYTES: not kept, so not written to the disk tier) in all`,
             `disk tier at the end: ${mb(end.get('tubecache_disk_cache_bytes') ?? 0)} in ${end.get('tubecache_disk_cache_entries') ?? 0} files, ${end.get('tubecache_disk_cache_evictions_total') ?? 0} evictions, ${end.get('tubecache_disk_cache_writes_dropped_total') ?? 0} writes dropped (queue full)`,
+            `S3 frozen: the node with the disk tier stopped and started again on the same DISK_CACHE_DIR, its S3_ENDPOINT a fault proxy that accepts connections and passes nothing (frozen before the start; start-up, which asks S3 for the bucket and then serves without it, took ${fmt(frozen.startupMs)} ms); the disk held the manifest of ${frozen.manifestsOnDisk} of the ${frozen.videos} videos; then one request at a time on a fresh connection: ${RANGE_SAMPLES} ranges of half a slice, each in a slice not read before, then the ${frozen.videos} videos whole; every reply 200/206 and sha256-exact, the timings above are those answered HIT-DISK; bytes served ${TIERS.map((tier) => `${tier} ${mb(frozen.bytes[tier])}`).join(', ')}; requests sent to S3 meanwhile (none answered): ${Object.entries(frozen.s3Requests).map(([method, n]) => `${n} ${method}`).join(', ') || 'none'}`,
           ],
-          raw: { memoryBudget, diskBudget, videos: ids.length, workingSet, withDisk, without },
+          raw: { memoryBudget, diskBudget, videos: ids.length, workingSet, withDisk, without, frozen },
         };
       } finally {
         for (const system of started) await system.stop();
