@@ -13,6 +13,8 @@ import { StoreTier } from './store-tier.js';
  * files on disk exceed the budget by at most the one being written.
  */
 const WRITERS = 1;
+/** How a manifest's key ends (src/cache/keys.ts). */
+const MANIFEST_SUFFIX = '/manifest.json';
 
 /**
  * This node's disk tier, between memory and S3 (DISK_CACHE_DIR): slices and
@@ -33,6 +35,8 @@ export class DiskTier {
   readonly #metrics: Metrics;
   readonly #log: Logger;
   readonly #index = new Map<string, number>();
+  /** Keys with a write queued or running. */
+  readonly #queued = new Set<string>();
   readonly #writes: Limiter;
   readonly #touches = new Set<Promise<unknown>>();
   #bytes = 0;
@@ -140,6 +144,9 @@ export class DiskTier {
    * when the queue is full. `done` runs once the bytes are no longer needed (written, failed or dropped).
    */
   writeSlice(manifest: Manifest, index: number, bytes: Buffer, done?: () => void): void {
+    // A manifest write dropped earlier (queue full) is made good with the video's next slice: without it, its slices are not found after a restart.
+    const manifestKey = this.#tier.keys.manifest(manifest);
+    if (!this.#index.has(manifestKey) && !this.#queued.has(manifestKey)) this.writeManifest(manifest);
     this.#enqueue(this.#tier.keys.slice(manifest, index), bytes.length, () => this.#tier.putSlice(manifest, index, bytes), done);
   }
 
@@ -154,9 +161,10 @@ export class DiskTier {
 
   #enqueue(key: string, bytes: number, put: () => Promise<void>, done = () => {}): void {
     if (this.#closing || bytes > this.budget) return done();
+    this.#queued.add(key);
     const task = this.#writes.tryRun(async () => {
-      if (this.#closing) return done();
       try {
+        if (this.#closing) return;
         await this.#evict(bytes, key);
         await put();
         const size = await this.#store.touch(key, this.#now());
@@ -167,19 +175,28 @@ export class DiskTier {
         this.#metrics.diskWrites.inc({ outcome: 'error' });
         this.#log.warn({ key, err: error }, 'disk tier write failed');
       } finally {
+        this.#queued.delete(key);
         done();
       }
     });
     if (task) return;
+    this.#queued.delete(key);
     this.#metrics.diskWritesDropped.inc();
     done();
   }
 
-  /** Evicts the least recently read files until `incoming` more bytes (replacing `key`, if held) fit the budget. */
+  /**
+   * Evicts the least recently read files until `incoming` more bytes (replacing
+   * `key`, if held) fit the budget: slices first, manifests (a few hundred bytes,
+   * without which a video's slices cannot be found after a restart) only when no slice is left.
+   */
   async #evict(incoming: number, key?: string): Promise<void> {
     const victims: string[] = [];
     const replaced = key === undefined ? 0 : (this.#index.get(key) ?? 0);
-    for (const oldest of this.#index.keys()) {
+    if (this.#bytes - replaced + incoming <= this.budget) return;
+    const keys = [...this.#index.keys()];
+    const isManifest = (candidate: string) => candidate.endsWith(MANIFEST_SUFFIX);
+    for (const oldest of [...keys.filter((candidate) => !isManifest(candidate)), ...keys.filter(isManifest)]) {
       if (this.#bytes - replaced + incoming <= this.budget) break;
       if (oldest === key) continue;
       victims.push(oldest);

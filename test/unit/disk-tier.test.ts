@@ -95,7 +95,7 @@ test('a restart rebuilds the index from the directory, with the read order kept'
   await second.close();
 
   const smaller = await openTier(dir, 2 * FILE_MAX);
-  t.is(smaller.entries, 2, 'a lowered budget applies at start-up');
+  t.is(smaller.entries, 4, 'a lowered budget applies at start-up: two slices and the manifests of a and b, evicted last');
   t.deepEqual([held(smaller, a, [0]), held(smaller, b, [0, 1, 2])], [[0], [2]], 'keeping the two read or written last (b/2, then a/0)');
   await smaller.close();
 });
@@ -132,13 +132,31 @@ test('a full write queue drops and counts; a slice larger than the budget is not
   const metrics = createMetrics();
   const config = loadConfig({ S3_ENDPOINT: 'http://127.0.0.1:9', DISK_CACHE_DIR: await newDir(), DISK_CACHE_BYTES: String(2 * FILE_MAX), DISK_CACHE_QUEUE: '1' });
   const tier = (await DiskTier.open(config, metrics, pino({ level: 'silent' })))!;
+  tier.writeManifest(a);
+  await tier.idle();
   for (const index of [0, 1, 2, 3]) tier.writeSlice(a, index, bytesOf(a, index));
   await tier.idle();
   t.is((await metrics.diskWritesDropped.get()).values[0]?.value, 2, 'one running, one queued, two dropped');
-  t.is(tier.entries, 2);
+  t.is(tier.entries, 3, 'the manifest and two slices');
   tier.writeSlice(a, 4, Buffer.alloc(3 * FILE_MAX));
   await tier.idle();
   t.false(tier.has(a, 4));
+  await tier.close();
+});
+
+test('a manifest write dropped by a full queue is made good with the video\'s next slice', async (t) => {
+  const config = loadConfig({ S3_ENDPOINT: 'http://127.0.0.1:9', DISK_CACHE_DIR: await newDir(), DISK_CACHE_BYTES: String(16 * FILE_MAX), DISK_CACHE_QUEUE: '1', SLICE_BYTES: String(SLICE) });
+  const tier = (await DiskTier.open(config, createMetrics(), pino({ level: 'silent' })))!;
+  tier.writeSlice(b, 0, bytesOf(b, 0)); // b's manifest runs, its slice waits: the queue is full
+  tier.writeManifest(a); // dropped
+  await tier.idle();
+  const request = { id: a.id, format: a.format, selector: '18' };
+  t.is(await tier.getManifest(request, SLICE), undefined);
+  tier.writeSlice(a, 1, bytesOf(a, 1));
+  await tier.idle();
+  t.is((await tier.getManifest(request, SLICE))?.etag, a.etag);
+  t.true(tier.has(a, 1));
+  t.deepEqual((await read(tier, a, 1)).bytes, bytesOf(a, 1));
   await tier.close();
 });
 
