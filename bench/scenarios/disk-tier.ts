@@ -12,17 +12,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { VideoId } from '../../src/origin/video-id.js';
 import { alternate, fmt, mb, MiB, type Scenario } from '../context.js';
 import { runLoad } from '../load.js';
-import { probe } from '../probe.js';
 import { median } from '../stats.js';
 import type { System } from '../systems/process.js';
-import { newVideoId, sha256, VIDEO_KINDS, videoBytes } from '../videos.js';
+import { newVideoId, VIDEO_KINDS } from '../videos.js';
 import { frozenRestart, RANGE_SAMPLES, type FrozenTimes } from './disk-frozen.js';
 import { scrape } from './metrics.js';
 import { waitForPersisted } from './persisted.js';
+import { warm } from './warm.js';
 
 const TIERS = ['memory', 'disk', 's3', 'origin'] as const;
 type Tier = (typeof TIERS)[number];
-const WARM_PARALLEL = 4;
 const WARM_PASSES = 12;
 const DROPPED = 'tubecache_disk_cache_writes_dropped_total';
 const PASSED_THROUGH = 'tubecache_slices_passed_through_total';
@@ -139,21 +138,6 @@ export function diskTierScenario(memoryBudget: number | undefined): Scenario {
     },
   };
   return scenario;
-}
-
-/** Reads every video once, whole, checking its bytes. */
-async function warm(system: System, ids: string[]): Promise<void> {
-  const expected = sha256(videoBytes('short'));
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: WARM_PARALLEL }, async () => {
-      while (next < ids.length) {
-        const id = ids[next++]!;
-        const reply = await probe(`${system.url}/proxy/${id}`, { hash: true });
-        if (reply.sha256 !== expected) throw new Error(`${system.url}: wrong bytes for ${id}`);
-      }
-    }),
-  );
 }
 
 /** Waits until the disk tier's write queue is empty and its byte count stops moving. */

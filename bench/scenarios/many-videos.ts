@@ -5,14 +5,12 @@
  */
 import { fmt, mb, type Scenario } from '../context.js';
 import { runLoad, type LoadResult } from '../load.js';
-import { probe } from '../probe.js';
 import { median } from '../stats.js';
 import type { VideoId } from '../../src/origin/video-id.js';
-import { newVideoId, sha256, VIDEO_KINDS, videoBytes } from '../videos.js';
+import { newVideoId, VIDEO_KINDS } from '../videos.js';
 import { scrape, servedByTier, type Tier } from './metrics.js';
 import { waitForPersisted } from './persisted.js';
-
-const WARM_PARALLEL = 4;
+import { warm } from './warm.js';
 
 export function manyVideosScenario(budget: number): Scenario {
   const size = VIDEO_KINDS.short.size;
@@ -24,17 +22,7 @@ export function manyVideosScenario(budget: number): Scenario {
     async run(bench) {
       const system = await bench.startTubecache('tubecache-many', { MEMORY_CACHE_BYTES: String(budget), PERSIST: 'full' });
       try {
-        const expected = sha256(videoBytes('short'));
-        let next = 0;
-        await Promise.all(
-          Array.from({ length: WARM_PARALLEL }, async () => {
-            while (next < ids.length) {
-              const id = ids[next++]!;
-              const reply = await probe(`${system.url}/proxy/${id}`, { hash: true });
-              if (reply.sha256 !== expected) throw new Error(`tubecache-many: wrong bytes for ${id}`);
-            }
-          }),
-        );
+        await warm(system, ids);
         for (const id of ids) await waitForPersisted(bench, { id: id as VideoId, ...bench.format }, Math.ceil(size / bench.config.SLICE_BYTES));
 
         const list: { load: LoadResult; served: Record<Tier, number>; share: Record<Tier, number> }[] = [];
