@@ -26,7 +26,8 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 (noS3 ? test.skip : test)('prune on a real S3 makes LIST and DeleteObjects requests only: no GET per video, more than a page listed in shards', async (t) => {
   const env = await s3!.newBucket();
-  const { store, counts } = countingStore(new S3Store(s3SettingsFrom(loadConfig(env))));
+  // Seeding 1,100 objects while other test files load the same S3: generous deadlines (they are tested in test/faults, not here).
+  const { store, counts } = countingStore(new S3Store(s3SettingsFrom(loadConfig({ ...env, S3_FIRST_BYTE_TIMEOUT: '30s', S3_IDLE_TIMEOUT: '30s' }))));
   const tier = new StoreTier(store, { prefix: '', metrics: createMetrics() });
   t.teardown(() => store.close());
   const putAll = (objects: Seed[]) => forEachLimit(objects, 16, async ({ key, body }) => void (await store.put(key, Buffer.from(body))));
