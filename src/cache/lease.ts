@@ -38,8 +38,9 @@ export interface Claim<T> {
  * Nodes sharing a bucket fetch each slice from the origin once between them.
  * Before going to the origin a node creates a small lease object for the
  * slice with a conditional put (If-None-Match: *); the winner fetches, uploads
- * and marks the lease done, renewing it meanwhile; the others wait for the
- * mark and read the slice from the store. A lease lapses LEASE_TTL after its
+ * and marks the lease done, renewing it meanwhile; the others poll the lease
+ * and the slice side by side and read the slice as soon as its upload is
+ * complete (a put is visible whole or not at all), or where the mark says. A lease lapses LEASE_TTL after its
  * last write, judged on the store's clock (the object's Last-Modified against
  * the Date of the answer), never on ours; a lapsed or released lease is taken
  * over with a put conditional on the etag read (If-Match), so of several
@@ -96,9 +97,9 @@ export class LeaseBoard {
 
   /**
    * Claims the lease at `key`. `found(done)` looks for what the lease
-   * guards: it is asked on every poll (`done` undefined while the lease is
-   * held: the manifest a holder writes early) and once the holder marked it
-   * done. Store failures make this node fetch on its own rather than fail.
+   * guards: on every poll beside the lease's head (`done` undefined: where
+   * the holder is expected to put it), and again where a done mark says it
+   * is. Store failures make this node fetch on its own rather than fail.
    */
   async claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal?: AbortSignal): Promise<Claim<T>> {
     if (!this.#tier.available || !(await this.probe())) return {};
@@ -120,13 +121,19 @@ export class LeaseBoard {
     let etag = await this.#write(key, 'held', { ifNoneMatch: '*' });
     while (!etag) {
       signal?.throwIfAborted();
-      const lease = await this.#tier.headObject(key);
+      // The lease and what it guards side by side: bytes the holder has put are read without waiting for its done mark.
+      const [head, early] = await Promise.allSettled([this.#tier.headObject(key), found(undefined)]);
+      if (early.status === 'rejected') throw early.reason;
+      if (early.value !== undefined) return { claim: { found: early.value }, outcome: 'followed' };
+      if (head.status === 'rejected') throw head.reason;
+      const lease = head.value;
       if (!lease) {
         etag = await this.#write(key, 'held', { ifNoneMatch: '*' });
         continue;
       }
       const state = lease.metadata.state as LeaseState | undefined;
-      const value = await found(state === 'done' ? { shared: lease.metadata.where === 'shared' } : undefined);
+      // Done since the look above, or put where this node did not expect it.
+      const value = state === 'done' ? await found({ shared: lease.metadata.where === 'shared' }) : undefined;
       if (value !== undefined) return { claim: { found: value }, outcome: 'followed' };
       // Done but gone (pruned, or of a dropped version), released, or lapsed: take it over; of several nodes, one wins.
       if (state === 'done' || lapsed(lease)) {

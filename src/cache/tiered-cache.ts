@@ -358,7 +358,8 @@ export class TieredCache {
   /** Another node's upload of this slice, when it holds the slice's lease; else this node takes the lease (or fetches alone). */
   async #claim(manifest: Manifest, index: number, flight: SliceFlight): Promise<AsyncGenerator<Buffer> | undefined> {
     const signal = flight.controller.signal;
-    const open = async (done: Done | undefined) => (done ? this.#store.openSlice(manifest, index, signal, done.shared) : undefined);
+    // Beyond the head a holder shares the slice under shared/ (#shareSlice); a done mark says where it did.
+    const open = (done: Done | undefined) => this.#store.openSlice(manifest, index, signal, done?.shared ?? !isHeadSlice(manifest, index));
     const claim = await this.#leases.claim(this.#store.keys.lease(manifest, index), open, signal);
     flight.lease = claim.lease;
     return claim.found;
