@@ -85,7 +85,7 @@ test('the checks fail on a misspelt metric, an unknown label or broken syntax (t
 
 test('the dashboard covers what operators asked for, and the alerts the four failure modes', (t) => {
   const all = dashboardExprs.map(({ expr }) => expr).join('\n');
-  for (const needed of ['tubecache_requests_total', 'tubecache_served_bytes_total', 'histogram_quantile', 'tubecache_origin_bytes_total', 'tubecache_store_operations_total{outcome="error"}', 'tubecache_store_available', 'tubecache_uploads_dropped_total', 'tubecache_memory_cache_budget_bytes']) {
+  for (const needed of ['tubecache_requests_total', 'tubecache_served_bytes_total', 'histogram_quantile', 'tubecache_origin_bytes_total', 'tubecache_store_operations_total{outcome="error"}', 'tubecache_store_available', 'tubecache_uploads_dropped_total', 'tubecache_memory_cache_budget_bytes', 'tubecache_slice_bytes_live', 'tubecache_leases_total', 'tubecache_disk_cache_bytes', 'tubecache_slices_passed_through_total']) {
     t.true(all.includes(needed), needed);
   }
   t.deepEqual(
