@@ -42,12 +42,9 @@ export const s3SettingsFrom = (config: Config, endpoint = config.S3_ENDPOINT || 
   deadlines: { connectMs: config.S3_CONNECT_TIMEOUT, firstByteMs: config.S3_FIRST_BYTE_TIMEOUT, idleMs: config.S3_IDLE_TIMEOUT },
 });
 
-/** Connections to S3 per process: idle ones stay open (keep-alive) up to this many. */
-export const S3_MAX_SOCKETS = 64;
-
 /** `overrides` are for tests and tools (e.g. `maxAttempts: 1`); the service uses the settings alone. */
 export function createS3Client(settings: S3Settings, overrides: Partial<S3ClientConfig> = {}): S3Client {
-  const agentOptions = { keepAlive: true, maxSockets: S3_MAX_SOCKETS };
+  const agentOptions = { keepAlive: true, maxSockets: 64 };
   return new S3Client({
     region: settings.region,
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),

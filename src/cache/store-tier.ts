@@ -100,10 +100,11 @@ export class StoreTier {
    * Slice `index` of this manifest's version, each chunk checked against its
    * digest before it is yielded; undefined when the store has no such slice
    * (absent, or of another version). A chunk that fails its check throws
-   * SLICE_CORRUPT; a store failure throws STORE_ERROR.
+   * SLICE_CORRUPT; a store failure throws STORE_ERROR. `poll-slice`: a lease
+   * follower's look for another node's upload, counted apart from reads.
    */
-  async openSlice(manifest: Manifest, index: number, signal: AbortSignal, shared = false): Promise<AsyncGenerator<Buffer> | undefined> {
-    return this.#call('get-slice', async () => {
+  async openSlice(manifest: Manifest, index: number, signal: AbortSignal, shared = false, operation: 'get-slice' | 'poll-slice' = 'get-slice'): Promise<AsyncGenerator<Buffer> | undefined> {
+    return this.#call(operation, async () => {
       const object = await this.store.get(this.#sliceKey(manifest, index, shared), undefined, signal);
       if (!object) return undefined;
       const slice = await openStoredSlice(object.body, { etag: manifest.etag, length: sliceBounds(manifest, index).length }).catch((error: unknown) => {

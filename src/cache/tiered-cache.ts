@@ -36,6 +36,9 @@ type SliceSource =
   /** A new fetch, from the store or the origin. */
   | { tier: Exclude<TierName, 'memory'>; slice?: undefined; flight?: undefined };
 
+/** Set by a lease claim that found another node's slice: whether it was read from shared/ (so a corrupt one is deleted there). */
+type ReadFrom = { shared: boolean };
+
 const STATUS: Record<TierName, CacheStatus> = { memory: 'HIT', disk: 'HIT-DISK', s3: 'HIT-S3', origin: 'MISS' };
 /** A request's status is that of its worst slice: one origin slice makes it a MISS. */
 const RANK: Record<TierName, number> = { memory: 0, disk: 1, s3: 1, origin: 2 };
@@ -304,10 +307,12 @@ export class TieredCache {
         flight.tier = this.#inStore(manifest, index) ? this.#store.name : 'origin';
       }
       if (manifest) {
+        // Where the slice is read from: the head's place, or shared/ when another node's lease put it there.
+        const from: ReadFrom = { shared: false };
         try {
           // A pass-through stream keeps no bytes to upload, so it never takes a lease.
           const slice =
-            flight.tier !== 'origin' ? await this.#store.openSlice(manifest, index, signal) : flight instanceof SliceFlight ? await this.#claim(manifest, index, flight) : undefined;
+            flight.tier !== 'origin' ? await this.#store.openSlice(manifest, index, signal) : flight instanceof SliceFlight ? await this.#claim(manifest, index, flight, from) : undefined;
           if (slice) {
             flight.tier = this.#store.name;
             // After a disk-tier file failed its check part-way, from the byte it reached.
@@ -318,7 +323,7 @@ export class TieredCache {
           if (flight.tier !== 'origin') this.#forgetPersisted(manifest, index);
         } catch (error) {
           if (signal.aborted) throw error;
-          if (isTubeError(error, 'SLICE_CORRUPT')) await this.#dropCorrupt(manifest, index, error);
+          if (isTubeError(error, 'SLICE_CORRUPT')) await this.#dropCorrupt(manifest, index, error, from.shared);
           else this.#log.warn({ videoId: video.id, index, err: error }, 'store slice read failed; continuing from the origin');
         }
       }
@@ -356,21 +361,24 @@ export class TieredCache {
   }
 
   /** Another node's upload of this slice, when it holds the slice's lease; else this node takes the lease (or fetches alone). */
-  async #claim(manifest: Manifest, index: number, flight: SliceFlight): Promise<AsyncGenerator<Buffer> | undefined> {
+  async #claim(manifest: Manifest, index: number, flight: SliceFlight, from: ReadFrom): Promise<AsyncGenerator<Buffer> | undefined> {
     const signal = flight.controller.signal;
     // Beyond the head a holder shares the slice under shared/ (#shareSlice); a done mark says where it did.
-    const open = (done: Done | undefined) => this.#store.openSlice(manifest, index, signal, done?.shared ?? !isHeadSlice(manifest, index));
+    const open = (done: Done | undefined) => {
+      from.shared = done?.shared ?? !isHeadSlice(manifest, index);
+      return this.#store.openSlice(manifest, index, signal, from.shared, 'poll-slice');
+    };
     const claim = await this.#leases.claim(this.#store.keys.lease(manifest, index), open, signal);
     flight.lease = claim.lease;
     return claim.found;
   }
 
   /** A slice that failed its digest: counted, deleted, and no longer claimed; the origin's bytes replace it (#completed uploads them). */
-  async #dropCorrupt(manifest: Manifest, index: number, error: unknown): Promise<void> {
+  async #dropCorrupt(manifest: Manifest, index: number, error: unknown, shared: boolean): Promise<void> {
     this.#metrics.integrityFailures.inc({ store: this.#store.name });
     this.#log.error({ videoId: manifest.id, index, err: error }, 'stored slice is corrupt; dropping it and reading the origin');
     this.#forgetPersisted(manifest, index);
-    await this.#store.deleteKeys([this.#store.keys.slice(manifest, index)]).catch((failure: unknown) => this.#log.warn({ videoId: manifest.id, index, err: failure }, 'could not delete the corrupt slice'));
+    await this.#store.deleteKeys([shared ? this.#store.keys.shared(manifest, index) : this.#store.keys.slice(manifest, index)]).catch((failure: unknown) => this.#log.warn({ videoId: manifest.id, index, err: failure }, 'could not delete the corrupt slice'));
   }
 
   #forgetPersisted(manifest: Manifest, index: number): void {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import { createManifest, isHeadSlice, withPersisted, type Manifest } from '../../src/cache/manifest.js';
+import { sliceHeader } from '../../src/cache/slice-codec.js';
 import { loadConfig } from '../../src/config.js';
 import { createMetrics } from '../../src/metrics.js';
 import { runDoctor } from '../../src/ops/doctor.js';
@@ -89,7 +90,8 @@ s3Test('a store that refuses conditional writes: each node fetches on its own, w
 
 s3Test('a lease is renewed while held, taken over at once when released, and after LEASE_TTL on the S3 clock when its holder stops', async (t) => {
   // LEASE_WAIT well past LEASE_TTL (plus S3's whole-second clock): a waiter that gives up saw a live lease.
-  const env = { LEASE_TTL: '2s', LEASE_WAIT: '6s' };
+  // 3 s, renewed every 1 s: a renewal may come up to ~1 s late (a loaded CI machine) before the lease lapses on S3's clock.
+  const env = { LEASE_TTL: '3s', LEASE_WAIT: '7s' };
   const [a, b] = await nodes(2, env);
   const video = a!.service.cache.video(h.video() as never);
   const key = a!.service.store.keys.lease(video, 3);
@@ -123,31 +125,60 @@ s3Test('a lease is renewed while held, taken over at once when released, and aft
   await Promise.all([a!.close(), b!.close()]);
 });
 
-s3Test('a follower reads a slice once its upload is complete, without waiting for the holder to mark the lease done', async (t) => {
-  // A follower that waited for the done mark would give up after LEASE_WAIT and fetch the slice from the origin.
+/**
+ * Two nodes: A holds slice 5's lease and never marks it done (a holder between its upload and its done write);
+ * B has learnt the video from slice 0. LEASE_WAIT 30 s: a follower that waited for the done mark would give up
+ * after it and fetch the slice from the origin.
+ */
+async function slice5HeldByA() {
   const [a, b] = await nodes(2, { LEASE_WAIT: '30s' });
   const id = h.video(fixture, { reportDuration: 30 });
   const video = b!.service.cache.video(id as never);
   const index = 5;
-  const key = b!.service.store.keys.lease(video, index);
-  // A holds slice 5's lease and never marks it done: a holder between its upload and its done write.
-  const held = await a!.service.leases.claim(key, async () => undefined);
-  t.truthy(held.lease);
-  t.is((await b!.get(`/proxy/${id}`, { range: 'bytes=0-1023' })).status, 206);
+  const lease = b!.service.store.keys.lease(video, index);
+  const held = await a!.service.leases.claim(lease, async () => undefined);
+  if ((await b!.get(`/proxy/${id}`, { range: 'bytes=0-1023' })).status !== 206) throw new Error('B did not learn the video');
   let manifest: Manifest | undefined;
   await eventually(async () => (manifest = await b!.service.store.getManifest(video, SLICE)) !== undefined, 10_000, 'the early manifest');
-  t.false(isHeadSlice(manifest!, index), 'beyond the head: shared/5');
   const bytes = fixture.subarray(index * SLICE, (index + 1) * SLICE);
-  await a!.service.store.putSlice(manifest!, index, bytes, true);
-  const asked = h.origin.statsFor(id).requests.length;
-  const reply = await b!.get(`/proxy/${id}`, { range: `bytes=${index * SLICE}-${(index + 1) * SLICE - 1}` });
+  /** B asks for slice 5; what the origin was asked for meanwhile. */
+  const read = async () => {
+    const asked = h.origin.statsFor(id).requests.length;
+    const reply = await b!.get(`/proxy/${id}`, { range: `bytes=${index * SLICE}-${(index + 1) * SLICE - 1}` });
+    return { reply, fetched: h.origin.statsFor(id).requests.slice(asked).map((request) => request.range ?? request.queryRange ?? '') };
+  };
+  const close = async () => {
+    await held.lease!.release();
+    await Promise.all([a!.close(), b!.close()]);
+  };
+  return { a: a!, b: b!, index, lease, held, manifest: manifest!, bytes, read, close };
+}
+
+s3Test('a follower reads a slice once its upload is complete, without waiting for the holder to mark the lease done', async (t) => {
+  const { a, index, lease, held, manifest, bytes, read, close } = await slice5HeldByA();
+  t.truthy(held.lease);
+  t.false(isHeadSlice(manifest, index), 'beyond the head: shared/5');
+  await a.service.store.putSlice(manifest, index, bytes, true);
+  const { reply, fetched } = await read();
   t.is(reply.status, 206);
   t.is(reply.sha256, sha256(bytes));
-  const fetched = h.origin.statsFor(id).requests.slice(asked).map((request) => request.range ?? request.queryRange);
-  t.false(fetched.some((range) => range?.includes(`${index * SLICE}-`)), `origin not asked for slice ${index}: ${fetched.join(', ')}`);
-  t.is((await a!.service.store.store.head(key))?.metadata.state, 'held', 'read before any done mark');
-  await held.lease!.release();
-  await Promise.all([a!.close(), b!.close()]);
+  t.false(fetched.some((range) => range.includes(`${index * SLICE}-`)), `origin not asked for slice ${index}: ${fetched.join(', ')}`);
+  t.is((await a.service.store.store.head(lease))?.metadata.state, 'held', 'read before any done mark');
+  await close();
+});
+
+s3Test('a corrupt shared slice found by a follower: exact bytes from the origin, counted, and that object deleted', async (t) => {
+  const { a, b, index, manifest, bytes, read, close } = await slice5HeldByA();
+  const shared = a.service.store.keys.shared(manifest, index);
+  const flipped = Buffer.from(bytes);
+  flipped[1000]! ^= 0xff;
+  await a.service.store.store.put(shared, Buffer.concat([sliceHeader(bytes, manifest.etag), flipped]));
+  const { reply, fetched } = await read();
+  t.is(reply.sha256, sha256(bytes));
+  t.true(fetched.some((range) => range.includes(`${index * SLICE}-`)), 'the origin supplied the slice');
+  t.is((await b.service.metrics.integrityFailures.get()).values.find((v) => v.labels.store === 's3')?.value, 1);
+  t.is(await a.service.store.store.head(shared), undefined, 'the corrupt shared/5 is deleted, not slices/5');
+  await close();
 });
 
 s3Test('the lease holder killed mid-video (a `tubecache serve` child, SIGKILL): the other nodes finish exact, origin bytes ≤ 1.5×', async (t) => {
