@@ -11,6 +11,8 @@ export interface ProbeOptions {
   /** Leave this long after the request was made, whether bytes came or not. */
   leaveAfterStartMs?: number;
   hash?: boolean;
+  /** Note when this many body bytes had arrived (`markedAt`): when a slice was complete at the client. */
+  markAtBytes?: number;
 }
 
 export interface ProbeResult {
@@ -21,6 +23,8 @@ export interface ProbeResult {
   startedAt: number;
   firstByteAt: number;
   endedAt: number;
+  /** performance.now() when `markAtBytes` had arrived (NaN: not asked, or they never did). */
+  markedAt: number;
   ttfbMs: number;
   bytes: number;
   sha256: string | undefined;
@@ -32,6 +36,7 @@ export function probe(url: string, options: ProbeOptions = {}): Promise<ProbeRes
   return new Promise((resolve, reject) => {
     const startedAt = performance.now();
     let firstByteAt = Number.NaN;
+    let markedAt = Number.NaN;
     let bytes = 0;
     let left = false;
     let settled = false;
@@ -46,6 +51,7 @@ export function probe(url: string, options: ProbeOptions = {}): Promise<ProbeRes
         startedAt,
         firstByteAt,
         endedAt: performance.now(),
+        markedAt,
         ttfbMs: firstByteAt - startedAt,
         bytes,
         sha256: hash?.digest('hex'),
@@ -65,6 +71,7 @@ export function probe(url: string, options: ProbeOptions = {}): Promise<ProbeRes
           if (options.leaveAfterMs !== undefined) setTimeout(leave, options.leaveAfterMs);
         }
         bytes += chunk.length;
+        if (options.markAtBytes !== undefined && Number.isNaN(markedAt) && bytes >= options.markAtBytes) markedAt = performance.now();
         hash?.update(chunk);
       });
       res.once('end', () => settle(res));

@@ -8,8 +8,10 @@ import type { Metrics } from '../metrics.js';
 import type { StoreTier } from './store-tier.js';
 import type { ObjectHead } from './store.js';
 
-/** How often a waiting node looks at a lease and for the slice behind it: the most it adds to a follower's first byte. */
-const POLL_MS = 50;
+/** How often a waiting node looks for the slice behind a lease: the most it adds to a follower's first byte. */
+const POLL_MS = 20;
+/** How often it also looks at the lease itself (released, lapsed, or done elsewhere): lapses take LEASE_TTL, so this need not be quick. */
+const LEASE_LOOK_MS = 200;
 /** After a probe the store did not answer, claims go without leases this long before the next probe. */
 const PROBE_RETRY_MS = 5_000;
 
@@ -119,13 +121,20 @@ export class LeaseBoard {
     const deadline = Date.now() + this.#waitMs;
     let outcome: LeaseOutcome = 'held';
     let etag = await this.#write(key, 'held', { ifNoneMatch: '*' });
+    let leaseLookAt = 0;
     while (!etag) {
       signal?.throwIfAborted();
-      // The lease and what it guards side by side: bytes the holder has put are read without waiting for its done mark.
-      const [head, early] = await Promise.allSettled([this.#tier.headObject(key), found(undefined)]);
+      // What the lease guards on every poll, the lease itself beside it now and then: bytes the holder has put are read without waiting for its done mark.
+      const looking = Date.now() >= leaseLookAt;
+      const [head, early] = await Promise.allSettled([looking ? this.#tier.headObject(key) : undefined, found(undefined)]);
       if (early.status === 'rejected') throw early.reason;
       if (early.value !== undefined) return { claim: { found: early.value }, outcome: 'followed' };
       if (head.status === 'rejected') throw head.reason;
+      if (!looking) {
+        await sleep(POLL_MS, undefined, { signal });
+        continue;
+      }
+      leaseLookAt = Date.now() + LEASE_LOOK_MS;
       const lease = head.value;
       if (!lease) {
         etag = await this.#write(key, 'held', { ifNoneMatch: '*' });

@@ -1,6 +1,6 @@
 import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
-import { pipeline, Transform, type Readable } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 
 /** The three deadlines every S3 request runs under (S3_CONNECT_TIMEOUT, S3_FIRST_BYTE_TIMEOUT, S3_IDLE_TIMEOUT). */
@@ -37,7 +37,8 @@ type Handle = NodeHttpHandler['handle'];
  *
  * - connect: the SDK's `connectionTimeout`, reported as S3_CONNECT_TIMEOUT;
  * - first byte: from the request's start (queueing for a socket and sending a
- *   PUT's body included) to the response headers;
+ *   PUT's body included) to the response headers; a streamed body's waits for
+ *   its own next bytes (a slice still arriving from the origin) do not count;
  * - idle: between two chunks of the response body.
  */
 export class DeadlineHttpHandler extends NodeHttpHandler {
@@ -54,7 +55,15 @@ export class DeadlineHttpHandler extends NodeHttpHandler {
     const firstByteMs = options.requestTimeout ?? this.#deadlines.firstByteMs;
     const deadline = new AbortController();
     const caller = options.abortSignal as AbortSignal | undefined;
-    const timer = setTimeout(() => deadline.abort(), firstByteMs);
+    const clock = new Clock(() => deadline.abort(), firstByteMs);
+    let bodyFailure: unknown;
+    let paced: Readable | undefined;
+    if (request.body instanceof Readable) {
+      request.body = paced = pacedBody(request.body, clock, (error) => {
+        bodyFailure = error;
+        deadline.abort(error);
+      });
+    }
     try {
       const { response } = await super.handle(request, {
         ...options,
@@ -65,14 +74,66 @@ export class DeadlineHttpHandler extends NodeHttpHandler {
       response.body = idleDeadline(response.body as Readable, idleMs);
       return { response };
     } catch (error) {
+      if (bodyFailure !== undefined) throw bodyFailure;
       if (deadline.signal.aborted && !caller?.aborted) throw new S3DeadlineError('S3_FIRST_BYTE_TIMEOUT', 'no response headers', firstByteMs);
       // The only timeout the SDK's handler is given is the connect one.
       if ((error as Error)?.name === 'TimeoutError') throw new S3DeadlineError('S3_CONNECT_TIMEOUT', 'no connection', connectMs);
       throw error;
     } finally {
-      clearTimeout(timer);
+      clock.stop();
+      // A request that failed mid-body lets go of the body's source.
+      paced?.destroy();
     }
   }
+}
+
+/** The first-byte deadline: runs from `start` to `stop`, restarted by each `start`. */
+class Clock {
+  #timer: NodeJS.Timeout | undefined;
+  constructor(
+    readonly fire: () => void,
+    readonly ms: number,
+  ) {
+    this.start();
+  }
+
+  start(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(this.fire, this.ms);
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+/**
+ * A streamed request body, read on demand: the clock stops while the body
+ * waits for its own source and starts again when a chunk is handed to the
+ * socket (S3 has to take it) or the body ends (S3 has to answer). A source
+ * that fails calls `failed`, which aborts the request: a put with a short
+ * body must never complete.
+ */
+function pacedBody(source: Readable, clock: Clock, failed: (error: unknown) => void): Readable {
+  const chunks = source[Symbol.asyncIterator]();
+  return new Readable({
+    async read() {
+      clock.stop();
+      try {
+        const next = await chunks.next();
+        clock.start();
+        this.push(next.done ? null : next.value);
+      } catch (error) {
+        // Reported through `failed`, not as an 'error' event: nothing listens for one on a piped body.
+        failed(error);
+        this.destroy();
+      }
+    },
+    destroy(error, done) {
+      void chunks.return?.();
+      done(error);
+    },
+  });
 }
 
 /**

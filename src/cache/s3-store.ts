@@ -1,5 +1,6 @@
 import { Agent } from 'node:https';
 import { Agent as HttpAgent } from 'node:http';
+import { Readable } from 'node:stream';
 import {
   CreateBucketCommand,
   DeleteObjectsCommand,
@@ -54,11 +55,15 @@ export function createS3Client(settings: S3Settings, overrides: Partial<S3Client
     // rejected or mis-stored by several S3-compatible servers.
     requestChecksumCalculation: settings.checksums,
     responseChecksumValidation: settings.checksums,
+    // A streamed put is not retried (its bytes are gone once sent); the SDK says so on the console unless given a logger.
+    logger: QUIET,
     maxAttempts: 2,
     requestHandler: new DeadlineHttpHandler(settings.deadlines, { httpAgent: new HttpAgent(agentOptions), httpsAgent: new Agent(agentOptions) }),
     ...overrides,
   });
 }
+
+const QUIET = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** A DeleteObjects of a full batch may take S3 seconds before it answers (off the request path: prune, rm). */
 const DELETE_FIRST_BYTE_MS = 30_000;
@@ -174,15 +179,26 @@ export class S3Store implements ObjectStore {
   }
 
   async put(key: string, body: Buffer | AsyncIterable<Buffer>, options: PutOptions = {}): Promise<{ etag: string }> {
-    // PutObject needs the length first; the objects put here are at most one slice.
-    const bytes = await collectBody(body, options.signal);
+    // PutObject needs the length first: a stream of known length goes as it comes (a slice still arriving), else it is collected.
+    const streamed = !Buffer.isBuffer(body) && options.length !== undefined;
+    const bytes = streamed ? undefined : await collectBody(body, options.signal);
+    // A body that fails (its slice's fetch did) aborts the put: the failure is the body's, not the store's.
+    let bodyFailure: unknown;
+    const watched = async function* () {
+      try {
+        yield* body;
+      } catch (error) {
+        bodyFailure = error;
+        throw error;
+      }
+    };
     const response = await translate(`put ${key}`, () =>
       this.client.send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key: key,
-          Body: bytes,
-          ContentLength: bytes.length,
+          Body: bytes ?? Readable.from(watched(), { objectMode: false }),
+          ContentLength: bytes?.length ?? options.length,
           ContentType: options.contentType,
           Metadata: options.metadata ? { ...options.metadata } : undefined,
           IfNoneMatch: options.ifNoneMatch,
@@ -191,7 +207,9 @@ export class S3Store implements ObjectStore {
         }),
         { abortSignal: options.signal },
       ),
-    );
+    ).catch((error: unknown) => {
+      throw bodyFailure ?? error;
+    });
     return { etag: response.ETag ?? '' };
   }
 

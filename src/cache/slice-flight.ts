@@ -26,7 +26,11 @@ export class SliceFlight extends SliceFill {
   readonly charge: Charge;
   /** This node's lease on the slice (nodes sharing a bucket): the bytes are to be uploaded for the others. */
   lease: Lease | undefined;
+  /** Where the leased slice is being streamed to (src/cache/tiered-cache.ts #shareSlice). */
+  sharedTo: 'slices' | 'shared' | undefined;
   #pinned = false;
+  /** Streamed uploads reading the bytes (stream()): they keep the bytes, not the fetch. */
+  #streams = 0;
   #closed = false;
   #dropped = false;
 
@@ -67,7 +71,7 @@ export class SliceFlight extends SliceFill {
   }
 
   #letGo(): void {
-    if (!this.#closed || this.holders > 0 || this.#dropped) return;
+    if (!this.#closed || this.holders > 0 || this.#streams > 0 || this.#dropped) return;
     this.#dropped = true;
     this.#buffer = undefined;
     this.bytes = undefined;
@@ -82,6 +86,22 @@ export class SliceFlight extends SliceFill {
   /** Resolves once the fetch is done or failed; never rejects. */
   async settled(): Promise<void> {
     while (this.state === 'running') await this.changed(NEVER);
+  }
+
+  /**
+   * The whole slice as it arrives, for an upload streamed while the fetch
+   * runs: keeps the bytes until it ends but, unlike a reader, does not keep
+   * the fetch going (a fetch every reader left is aborted, and so is this).
+   */
+  async *stream(signal: AbortSignal): AsyncGenerator<Buffer> {
+    if (this.#dropped) throw new Error('the slice was let go before its upload began');
+    this.#streams++;
+    try {
+      yield* this.read(0, this.length! - 1, signal);
+    } finally {
+      this.#streams--;
+      this.#letGo();
+    }
   }
 
   /** Yields bytes [from, to] (inclusive, relative to the slice) as they arrive: views of the slice, never copies. */

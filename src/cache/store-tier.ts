@@ -2,7 +2,7 @@ import { isTubeError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { ObjectKeys, type VideoRef, type VideoRequest } from './keys.js';
 import { parseManifest, sliceBounds, type Manifest } from './manifest.js';
-import { openSlice as openStoredSlice, sliceHeader } from './slice-codec.js';
+import { encodeSlice, openSlice as openStoredSlice, storedSliceLength } from './slice-codec.js';
 import { listAll, readAll, readObject, type ListOptions, type ListPage, type ObjectHead, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
 import { bodyOf } from './store-util.js';
 
@@ -141,10 +141,17 @@ export class StoreTier {
     return (await this.#call('put', () => this.store.put(key, body, options))).etag;
   }
 
-  /** Stores a whole slice with its digests; visible only once complete. `shared`: one beyond the head, for other nodes. */
-  async putSlice(manifest: Manifest, index: number, bytes: Buffer, shared = false): Promise<void> {
-    const header = sliceHeader(bytes, manifest.etag);
-    await this.#call('put-slice', () => this.store.put(this.#sliceKey(manifest, index, shared), bodyOf(header, bytes), { contentType: 'application/octet-stream' }));
+  /**
+   * Stores a slice with its digests, visible only once complete. `bytes` may
+   * still be arriving (a leased slice streamed while it is fetched): they are
+   * sent as they come, and a source that fails or ends short leaves nothing.
+   * `shared`: one beyond the head, for other nodes.
+   */
+  async putSlice(manifest: Manifest, index: number, bytes: Buffer | AsyncIterable<Buffer>, shared = false, signal?: AbortSignal): Promise<void> {
+    const identity = { etag: manifest.etag, length: sliceBounds(manifest, index).length };
+    const body = encodeSlice(Buffer.isBuffer(bytes) ? bodyOf(bytes) : bytes, identity);
+    const options = { contentType: 'application/octet-stream', length: storedSliceLength(identity), signal };
+    await this.#call('put-slice', () => this.store.put(this.#sliceKey(manifest, index, shared), body, options));
   }
 
   #sliceKey(manifest: Manifest, index: number, shared: boolean): string {

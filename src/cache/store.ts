@@ -49,6 +49,11 @@ export interface PutOptions {
   readonly ifNoneMatch?: '*';
   /** Write only if the object's etag is this one. Needs `conditionalWrites`. */
   readonly ifMatch?: string;
+  /**
+   * The exact length of a body given as a stream: a store that must know it
+   * first (S3) then sends the bytes as they come instead of collecting them.
+   */
+  readonly length?: number;
   readonly signal?: AbortSignal;
 }
 

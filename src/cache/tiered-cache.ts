@@ -12,7 +12,7 @@ import type { VideoId } from '../origin/video-id.js';
 import type { VideoRef, VideoRequest } from './keys.js';
 import { planHead } from './head.js';
 import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, mergeManifest, sliceBounds, withPersisted, type Manifest } from './manifest.js';
-import type { Done, Lease, LeaseBoard } from './lease.js';
+import type { Done, LeaseBoard } from './lease.js';
 import type { DiskTier } from './disk-tier.js';
 import type { HeldSlice, MemoryTier } from './memory-tier.js';
 import type { Charge } from './slice-budget.js';
@@ -190,8 +190,11 @@ export class TieredCache {
     flight.etag = manifest.etag;
     this.#memory.putManifest(manifest);
     this.#disk?.writeManifest(manifest);
-    // Written before any slice lands, so other nodes learn size, type and version without yt-dlp.
-    if (claim.lease) this.#share(this.#writeManifest(manifest));
+    if (claim.lease) {
+      // Written before any slice lands, so other nodes learn size, type and version without yt-dlp.
+      this.#share(this.#writeManifest(manifest));
+      this.#shareSlice(manifest, 0, flight);
+    }
     return { manifest, tier: 'origin' };
   }
 
@@ -328,6 +331,7 @@ export class TieredCache {
         }
       }
       flight.tier = 'origin';
+      if (manifest && flight instanceof SliceFlight && flight.lease) this.#shareSlice(manifest, index, flight);
       const sliceBytes = this.#config.SLICE_BYTES;
       const start = index * sliceBytes + flight.received;
       const end = manifest ? sliceBounds(manifest, index).end : (index + 1) * sliceBytes - 1;
@@ -406,26 +410,37 @@ export class TieredCache {
       this.#disk.writeSlice(current, index, slice.bytes, () => charge.release());
     }
     if (index === 0 && current.head === undefined && this.#config.PERSIST === 'head') this.#planHead(video, current, slice);
-    if (flight.lease) this.#shareSlice(current, index, flight.lease, slice);
-    else if (flight.tier === 'origin' && isHeadSlice(current, index)) this.#persist(current, index, slice);
+    // A leased slice was streamed to the store as it arrived (#shareSlice): to slices/ when it was a head slice then.
+    if (flight.tier === 'origin' && isHeadSlice(current, index) && flight.sharedTo !== 'slices') this.#persist(current, index, slice);
   }
 
-  /** Uploads a leased slice for the nodes waiting on it, outside the upload queue's bound (it is never dropped); its bytes stay charged until then. */
-  #shareSlice(manifest: Manifest, index: number, lease: Lease, slice: HeldSlice): void {
+  /**
+   * Streams a leased slice to the store while it is fetched, for the nodes
+   * waiting on it: outside the upload queue's bound (never dropped), complete
+   * in the store within a round trip of its last byte. A fetch that fails
+   * takes the upload with it (nothing is stored) and the lease is released.
+   */
+  #shareSlice(manifest: Manifest, index: number, flight: SliceFlight): void {
     const head = isHeadSlice(manifest, index);
-    const charge = slice.charge.hold();
-    const upload = lease.share(() => this.#store.putSlice(manifest, index, slice.bytes, !head), !head).then(
-      async (uploaded) => {
-        if (!uploaded) return;
-        this.#metrics.uploads.inc({ outcome: 'ok' });
-        if (head) await this.#commitPersisted(manifest, [index]);
-      },
-      (error: unknown) => {
-        this.#metrics.uploads.inc({ outcome: 'error' });
-        this.#log.warn({ videoId: manifest.id, index, err: error }, 'leased slice upload failed; lease released');
-      },
-    );
-    this.#share(upload.finally(() => charge.release()));
+    flight.sharedTo = head ? 'slices' : 'shared';
+    const ended = new AbortController();
+    const upload = flight
+      .lease!.share(() => this.#store.putSlice(manifest, index, flight.stream(ended.signal), !head, ended.signal), !head)
+      .then(
+        async (uploaded) => {
+          if (!uploaded) return;
+          this.#metrics.uploads.inc({ outcome: 'ok' });
+          if (head) await this.#commitPersisted(manifest, [index]);
+        },
+        (error: unknown) => {
+          // The fetch failed and took its upload with it: logged where the fetch failed.
+          if (flight.state === 'failed') return;
+          this.#metrics.uploads.inc({ outcome: 'error' });
+          this.#log.warn({ videoId: manifest.id, index, err: error }, 'leased slice upload failed; lease released');
+        },
+      )
+      .finally(() => ended.abort());
+    this.#share(upload);
   }
 
   /** Background work for the other nodes (the early manifest, leased uploads), waited for by idle(). */

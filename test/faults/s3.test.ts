@@ -1,8 +1,15 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
+import { S3DeadlineError } from '../../src/cache/s3-deadlines.js';
+import { S3Store, s3SettingsFrom } from '../../src/cache/s3-store.js';
+import { readAll } from '../../src/cache/store.js';
+import { loadConfig } from '../../src/config.js';
+import { isTubeError } from '../../src/errors.js';
 import type { VideoId } from '../../src/origin/video-id.js';
 import { slowDown, type FaultProxy } from '../helpers/fault-proxy.js';
-import { eventually, fixture, fixtureSha, startHarness, type Harness, type Node } from '../helpers/harness.js';
+import { eventually, fixture, fixtureSha, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
 import { chooseTestS3 } from '../helpers/s3.js';
 import { baseline, checkPersisted, DEFAULT_S3_DEADLINES, streamGet } from './support.js';
 
@@ -173,4 +180,30 @@ s3Test('S3 503 SlowDown on every request: reads come from the origin, uploads fa
   proxy.clear();
   t.deepEqual(await checkPersisted(t, h.env, ref(node, id), fixture), [], 'nothing persisted while S3 refused');
   await before.restored();
+});
+
+s3Test('a streamed put (a slice still arriving): waits on its own bytes do not count against S3_FIRST_BYTE_TIMEOUT; S3 frozen fails it within the deadline and stores nothing', async (t) => {
+  const store = new S3Store(s3SettingsFrom(loadConfig({ ...h.env, ...DEFAULT_S3_DEADLINES, S3_FIRST_BYTE_TIMEOUT: '500ms' })));
+  t.teardown(() => store.close());
+  const bytes = randomBytes(300_000);
+  // 2.1 s of waiting for bytes, each wait longer than the deadline.
+  async function* arriving(): AsyncGenerator<Buffer> {
+    for (let at = 0; at < bytes.length; at += 100_000) {
+      await sleep(700);
+      yield bytes.subarray(at, at + 100_000);
+    }
+  }
+  await store.put('streamed', arriving(), { length: bytes.length });
+  t.is(sha256((await readAll(store, 'streamed'))!), sha256(bytes));
+
+  proxy.set({ frozen: true });
+  const started = performance.now();
+  const error = await t.throwsAsync(store.put('streamed-frozen', arriving(), { length: bytes.length }));
+  const ms = performance.now() - started;
+  t.log(`streamed put with S3 frozen: failed after ${Math.round(ms)} ms (2,100 ms of it waiting for its own bytes)`);
+  t.true(isTubeError(error, 'STORE_ERROR'), String(error));
+  t.true((error as Error).cause instanceof S3DeadlineError, String((error as Error).cause));
+  t.true(ms < ANSWER_MS);
+  proxy.clear();
+  t.is(await store.head('streamed-frozen'), undefined);
 });

@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import test from 'ava';
 import { createManifest, isHeadSlice, withPersisted, type Manifest } from '../../src/cache/manifest.js';
-import { sliceHeader } from '../../src/cache/slice-codec.js';
 import { loadConfig } from '../../src/config.js';
 import { createMetrics } from '../../src/metrics.js';
 import { runDoctor } from '../../src/ops/doctor.js';
 import { startServe, streamGet } from '../faults/support.js';
 import { eventually, fixture, fixtureSha, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
 import { s3Error } from '../helpers/fault-proxy.js';
+import { storedSlice } from '../helpers/slices.js';
 import { chooseTestS3 } from '../helpers/s3.js';
 
 // Leases need real conditional writes: Ceph RGW in CI (S3_TEST_ENDPOINT), MinIO in Docker otherwise.
@@ -170,9 +171,9 @@ s3Test('a follower reads a slice once its upload is complete, without waiting fo
 s3Test('a corrupt shared slice found by a follower: exact bytes from the origin, counted, and that object deleted', async (t) => {
   const { a, b, index, manifest, bytes, read, close } = await slice5HeldByA();
   const shared = a.service.store.keys.shared(manifest, index);
-  const flipped = Buffer.from(bytes);
+  const flipped = await storedSlice(bytes, manifest.etag);
   flipped[1000]! ^= 0xff;
-  await a.service.store.store.put(shared, Buffer.concat([sliceHeader(bytes, manifest.etag), flipped]));
+  await a.service.store.store.put(shared, flipped);
   const { reply, fetched } = await read();
   t.is(reply.sha256, sha256(bytes));
   t.true(fetched.some((range) => range.includes(`${index * SLICE}-`)), 'the origin supplied the slice');
@@ -248,4 +249,57 @@ s3Test('manifest writes are compare-and-swaps: two nodes recording slices at onc
   const stored = await pair[0]!.service.store.getManifest(video, SLICE);
   t.deepEqual(stored?.persisted, Array.from({ length: 16 }, (_, index) => index));
   await Promise.all(pair.map((node) => node.close()));
+});
+
+s3Test('a leased slice streams to S3 while it arrives: each put begins before its slice is complete at the origin, and a fetch abandoned mid-slice stores nothing and releases its lease', async (t) => {
+  const [a, b] = await nodes(2);
+  const video = randomBytes(8 * SLICE);
+  const id = h.video(video, { reportDuration: 30, bytesPerSecond: 2 * SLICE });
+  // What the origin had sent when each slice's first put began (S3Store.put, seen from outside; a slice the
+  // head plan adds later is put again to slices/ from memory).
+  const store = a!.service.store.store;
+  const put = store.put.bind(store);
+  const begun = new Map<number, number>();
+  store.put = (key, body, options) => {
+    const index = /\/(?:slices|shared)\/(\d+)$/.exec(key)?.[1];
+    if (index !== undefined && !begun.has(Number(index))) begun.set(Number(index), h.origin.statsFor(id).mediaBytes);
+    return put(key, body, options);
+  };
+  t.is((await a!.get(`/proxy/${id}`)).sha256, sha256(video));
+  await a!.service.cache.idle();
+  t.is(begun.size, 8, 'every slice was shared under its lease');
+  for (const [index, sent] of begun) t.true(sent < (index + 1) * SLICE, `slice ${index}'s put began with ${sent} bytes from the origin, before the slice's last byte`);
+  // What was streamed is whole: the other node reads it all from S3.
+  const asked = h.origin.statsFor(id).mediaBytes;
+  t.is((await b!.get(`/proxy/${id}`)).sha256, sha256(video));
+  t.is(h.origin.statsFor(id).mediaBytes, asked, 'the second node read every slice from S3');
+
+  // A slice beyond the head whose only reader leaves half-way: the fetch is aborted, and its upload with it.
+  const other = randomBytes(8 * SLICE);
+  const otherId = h.video(other, { reportDuration: 30, bytesPerSecond: SLICE });
+  const ref = a!.service.cache.video(otherId as never);
+  const index = 6;
+  t.is((await a!.get(`/proxy/${otherId}`, { range: 'bytes=0-1023' })).status, 206);
+  const { manifest } = await a!.service.cache.manifest(ref);
+  t.false(isHeadSlice(manifest, index), 'beyond the head');
+  const lease = a!.service.store.keys.lease(ref, index);
+  await new Promise<void>((resolve, reject) => {
+    const req = request(`${a!.url}/proxy/${otherId}`, { headers: { range: `bytes=${index * SLICE}-${(index + 1) * SLICE - 1}` } }, (res) => {
+      let received = 0;
+      res.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received < SLICE / 4) return;
+        req.destroy();
+        resolve();
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  await eventually(async () => (await store.head(lease))?.metadata.state === 'released', 10_000, 'the lease released');
+  await a!.service.cache.idle();
+  t.true(begun.has(index), 'its put had begun');
+  t.is(await store.head(a!.service.store.keys.shared(manifest, index)), undefined, 'nothing stored for the abandoned slice');
+  t.true(h.origin.statsFor(otherId).mediaBytes < (index + 1) * SLICE, 'the origin did not send the whole slice');
+  await Promise.all([a!.close(), b!.close()]);
 });
