@@ -44,8 +44,8 @@ export const s3SettingsFrom = (config: Config, endpoint = config.S3_ENDPOINT || 
 });
 
 /** `overrides` are for tests and tools (e.g. `maxAttempts: 1`); the service uses the settings alone. */
-export function createS3Client(settings: S3Settings, overrides: Partial<S3ClientConfig> = {}): S3Client {
-  const agentOptions = { keepAlive: true, maxSockets: 64 };
+export function createS3Client(settings: S3Settings, overrides: Partial<S3ClientConfig> = {}, maxSockets = 64): S3Client {
+  const agentOptions = { keepAlive: true, maxSockets };
   return new S3Client({
     region: settings.region,
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
@@ -64,6 +64,8 @@ export function createS3Client(settings: S3Settings, overrides: Partial<S3Client
 }
 
 const QUIET = { debug() {}, info() {}, warn() {}, error() {} };
+/** Connections for streamed puts (S3Store.#streamClient): at most one per slice being fetched under a lease. */
+const STREAM_SOCKETS = 256;
 
 /** A DeleteObjects of a full batch may take S3 seconds before it answers (off the request path: prune, rm). */
 const DELETE_FIRST_BYTE_MS = 30_000;
@@ -88,9 +90,16 @@ export class S3Store implements ObjectStore {
   readonly client: S3Client;
   readonly bucket: string;
   readonly #firstByteMs: number;
+  /**
+   * Streamed puts hold a connection for as long as their slice takes to
+   * arrive: a pool of their own, so they never leave the reads, lease writes
+   * and polls queueing for a socket (and failing their deadlines).
+   */
+  readonly #streamClient: S3Client;
 
   constructor(settings: S3Settings, client = createS3Client(settings)) {
     this.client = client;
+    this.#streamClient = createS3Client(settings, {}, STREAM_SOCKETS);
     this.bucket = settings.bucket;
     this.#firstByteMs = settings.deadlines.firstByteMs;
     this.location = `${settings.endpoint ?? 'AWS S3'} bucket ${settings.bucket}`;
@@ -192,12 +201,14 @@ export class S3Store implements ObjectStore {
         throw error;
       }
     };
+    const source = bytes ? undefined : Readable.from(watched(), { objectMode: false });
+    const client = source ? this.#streamClient : this.client;
     const response = await translate(`put ${key}`, () =>
-      this.client.send(
+      client.send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key: key,
-          Body: bytes ?? Readable.from(watched(), { objectMode: false }),
+          Body: bytes ?? source,
           ContentLength: bytes?.length ?? options.length,
           ContentType: options.contentType,
           Metadata: options.metadata ? { ...options.metadata } : undefined,
@@ -207,9 +218,12 @@ export class S3Store implements ObjectStore {
         }),
         { abortSignal: options.signal },
       ),
-    ).catch((error: unknown) => {
-      throw bodyFailure ?? error;
-    });
+    )
+      .catch((error: unknown) => {
+        throw bodyFailure ?? error;
+      })
+      // The SDK may have wrapped the body (aws-chunked checksums) and dropped only its wrapper: let the source go too.
+      .finally(() => source?.destroy());
     return { etag: response.ETag ?? '' };
   }
 
@@ -246,6 +260,7 @@ export class S3Store implements ObjectStore {
 
   async close(): Promise<void> {
     this.client.destroy();
+    this.#streamClient.destroy();
   }
 }
 

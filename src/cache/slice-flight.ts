@@ -29,8 +29,8 @@ export class SliceFlight extends SliceFill {
   /** Where the leased slice is being streamed to (src/cache/tiered-cache.ts #shareSlice). */
   sharedTo: 'slices' | 'shared' | undefined;
   #pinned = false;
-  /** Streamed uploads reading the bytes (stream()): they keep the bytes, not the fetch. */
-  #streams = 0;
+  /** Uploads reading the bytes as they arrive (keepBytes): they keep the bytes, not the fetch. */
+  #kept = 0;
   #closed = false;
   #dropped = false;
 
@@ -71,7 +71,7 @@ export class SliceFlight extends SliceFill {
   }
 
   #letGo(): void {
-    if (!this.#closed || this.holders > 0 || this.#streams > 0 || this.#dropped) return;
+    if (!this.#closed || this.holders > 0 || this.#kept > 0 || this.#dropped) return;
     this.#dropped = true;
     this.#buffer = undefined;
     this.bytes = undefined;
@@ -89,19 +89,27 @@ export class SliceFlight extends SliceFill {
   }
 
   /**
-   * The whole slice as it arrives, for an upload streamed while the fetch
-   * runs: keeps the bytes until it ends but, unlike a reader, does not keep
-   * the fetch going (a fetch every reader left is aborted, and so is this).
+   * Keeps the slice's bytes (not the fetch) until the returned function is
+   * called: an upload streamed while the fetch runs reads them with `read`
+   * and lets go once the store has answered, so no view of the Buffer is
+   * still waiting in a socket when the budget reuses it. A fetch every reader
+   * left is still aborted. Undefined when the bytes are already let go.
    */
-  async *stream(signal: AbortSignal): AsyncGenerator<Buffer> {
-    if (this.#dropped) throw new Error('the slice was let go before its upload began');
-    this.#streams++;
-    try {
-      yield* this.read(0, this.length! - 1, signal);
-    } finally {
-      this.#streams--;
+  keepBytes(): (() => void) | undefined {
+    if (this.#dropped) return undefined;
+    this.#kept++;
+    let kept = true;
+    return () => {
+      if (!kept) return;
+      kept = false;
+      this.#kept--;
       this.#letGo();
-    }
+    };
+  }
+
+  /** Resolves at the first byte (or once the fetch ended without one). */
+  async started(signal: AbortSignal): Promise<void> {
+    while (this.received === 0 && this.state === 'running') await this.changed(signal);
   }
 
   /** Yields bytes [from, to] (inclusive, relative to the slice) as they arrive: views of the slice, never copies. */

@@ -4,7 +4,7 @@ import { ObjectKeys, type VideoRef, type VideoRequest } from './keys.js';
 import { parseManifest, sliceBounds, type Manifest } from './manifest.js';
 import { encodeSlice, openSlice as openStoredSlice, storedSliceLength } from './slice-codec.js';
 import { listAll, readAll, readObject, type ListOptions, type ListPage, type ObjectHead, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
-import { bodyOf } from './store-util.js';
+import { bodyOf, collectBody } from './store-util.js';
 
 /** After a failed request, the store is skipped for this long (nginx's fail_timeout), so an outage costs one timeout, not one per request. */
 const DOWN_MS = 5_000;
@@ -144,14 +144,22 @@ export class StoreTier {
   /**
    * Stores a slice with its digests, visible only once complete. `bytes` may
    * still be arriving (a leased slice streamed while it is fetched): they are
-   * sent as they come, and a source that fails or ends short leaves nothing.
+   * sent as they come, and a source that fails or ends short leaves nothing;
+   * such a put is not retried (its bytes are gone once sent). A whole slice
+   * goes as one Buffer, which the S3 client may send again after a 5xx.
    * `shared`: one beyond the head, for other nodes.
    */
   async putSlice(manifest: Manifest, index: number, bytes: Buffer | AsyncIterable<Buffer>, shared = false, signal?: AbortSignal): Promise<void> {
     const identity = { etag: manifest.etag, length: sliceBounds(manifest, index).length };
-    const body = encodeSlice(Buffer.isBuffer(bytes) ? bodyOf(bytes) : bytes, identity);
-    const options = { contentType: 'application/octet-stream', length: storedSliceLength(identity), signal };
-    await this.#call('put-slice', () => this.store.put(this.#sliceKey(manifest, index, shared), body, options));
+    const key = this.#sliceKey(manifest, index, shared);
+    const contentType = 'application/octet-stream';
+    if (Buffer.isBuffer(bytes)) {
+      const body = await collectBody(encodeSlice(bodyOf(bytes), identity), signal);
+      await this.#call('put-slice', () => this.store.put(key, body, { contentType, signal }));
+      return;
+    }
+    // Counted apart: its duration is the origin's as much as the store's.
+    await this.#call('stream-slice', () => this.store.put(key, encodeSlice(bytes, identity), { contentType, length: storedSliceLength(identity), signal }));
   }
 
   #sliceKey(manifest: Manifest, index: number, shared: boolean): string {

@@ -417,15 +417,25 @@ export class TieredCache {
   /**
    * Streams a leased slice to the store while it is fetched, for the nodes
    * waiting on it: outside the upload queue's bound (never dropped), complete
-   * in the store within a round trip of its last byte. A fetch that fails
-   * takes the upload with it (nothing is stored) and the lease is released.
+   * in the store within a round trip of its last byte. The PUT opens at the
+   * slice's first byte (no S3 connection held while the origin connects); a
+   * fetch that fails takes the upload with it (nothing is stored) and the
+   * lease is released.
    */
   #shareSlice(manifest: Manifest, index: number, flight: SliceFlight): void {
+    const letGo = flight.keepBytes();
+    if (!letGo) return;
     const head = isHeadSlice(manifest, index);
     flight.sharedTo = head ? 'slices' : 'shared';
     const ended = new AbortController();
+    const stream = async () => {
+      await flight.started(ended.signal);
+      if (flight.state === 'failed') throw flight.error;
+      const { length } = sliceBounds(manifest, index);
+      await this.#store.putSlice(manifest, index, flight.read(0, length - 1, ended.signal), !head, ended.signal);
+    };
     const upload = flight
-      .lease!.share(() => this.#store.putSlice(manifest, index, flight.stream(ended.signal), !head, ended.signal), !head)
+      .lease!.share(stream, !head)
       .then(
         async (uploaded) => {
           if (!uploaded) return;
@@ -439,7 +449,10 @@ export class TieredCache {
           this.#log.warn({ videoId: manifest.id, index, err: error }, 'leased slice upload failed; lease released');
         },
       )
-      .finally(() => ended.abort());
+      .finally(() => {
+        ended.abort();
+        letGo();
+      });
     this.#share(upload);
   }
 

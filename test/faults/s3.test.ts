@@ -187,13 +187,16 @@ s3Test('a streamed put (a slice still arriving): waits on its own bytes do not c
   t.teardown(() => store.close());
   const bytes = randomBytes(300_000);
   // 2.1 s of waiting for bytes, each wait longer than the deadline.
-  async function* arriving(): AsyncGenerator<Buffer> {
+  async function* arriving(sent?: () => number): AsyncGenerator<Buffer> {
     for (let at = 0; at < bytes.length; at += 100_000) {
       await sleep(700);
+      // Streamed, not collected first: what came before this piece is already on its way to S3.
+      if (sent) t.true(sent() >= at, `${sent()} bytes sent to S3 before the piece at ${at}`);
       yield bytes.subarray(at, at + 100_000);
     }
   }
-  await store.put('streamed', arriving(), { length: bytes.length });
+  const before = proxy.stats().bytesUp;
+  await store.put('streamed', arriving(() => proxy.stats().bytesUp - before), { length: bytes.length });
   t.is(sha256((await readAll(store, 'streamed'))!), sha256(bytes));
 
   proxy.set({ frozen: true });
