@@ -575,14 +575,18 @@ export class TieredCache {
     let ahead: SliceHandle | undefined;
     try {
       for (let index = first; index <= last; index++) {
-        if (index < last) ahead = await this.#open(video, manifest, index + 1, 0);
         const handle: SliceHandle = current!;
         const [from, to] = spanIn(sliceBytes, index, start, end);
         if (handle.slice) {
+          if (index < last) ahead = await this.#open(video, manifest, index + 1, 0);
           const bytes = handle.slice.bytes;
           yield from === 0 && to === bytes.length - 1 ? bytes : bytes.subarray(from, to + 1);
         } else {
-          for await (const chunk of handle.flight.read(from, to, signal)) yield chunk;
+          for await (const chunk of handle.flight.read(from, to, signal)) {
+            yield chunk;
+            // Opened once this slice's first bytes are out: a cold first byte does not wait for the read-ahead's request.
+            if (index < last && !ahead) ahead = await this.#open(video, manifest, index + 1, 0);
+          }
         }
         const tier = handle.tier ?? handle.flight.tier;
         this.#metrics.bytesServed.inc({ tier, format: video.format }, to - from + 1);
