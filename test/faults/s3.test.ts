@@ -38,14 +38,19 @@ test.after.always(() => h?.close());
 /** Every slice in S3 (through the proxy, as h.env), with the S3 deadlines as shipped. */
 const env = () => ({ PERSIST: 'full', ...DEFAULT_S3_DEADLINES });
 
-/** A video whose every slice a first node persisted; the node is closed again. */
-async function persistedVideo(): Promise<string> {
+/**
+ * A video whose every slice a first node persisted; the node is closed again.
+ * The writer runs with the harness's relaxed deadlines: it only prepares the
+ * store, and on a loaded machine a 2 s deadline could fail one of its uploads.
+ */
+async function persistedVideo(t: ExecutionContext): Promise<string> {
   const id = h.video(fixture, { reportDuration: 30 });
-  const writer = await h.node(env());
+  const writer = await h.node({ PERSIST: 'full' });
   const reply = await writer.get(`/proxy/${id}`);
   if (reply.sha256 !== fixtureSha) throw new Error('the first node served wrong bytes');
   await writer.service.cache.idle();
   await writer.close();
+  t.is((await checkPersisted(t, h.env, ref(writer, id), fixture)).length, SLICES, 'the writer persisted every slice');
   return id;
 }
 
@@ -72,7 +77,7 @@ for (const [name, fault] of [
   ['slow (5 s latency)', { latencyMs: 5000 }],
 ] as const) {
   s3Test(`S3 ${name}: persisted bytes come from the origin at once, /readyz answers 503 naming the store, close does not wait`, async (t) => {
-    const id = await persistedVideo();
+    const id = await persistedVideo(t);
     const before = baseline();
     const node = await h.node(env());
     proxy.set(fault);
@@ -123,7 +128,7 @@ const midSlice = {
 
 for (const [name, fault] of Object.entries(midSlice)) {
   s3Test(`S3 ${name}: the slice continues from the origin at the last byte checked`, async (t) => {
-    const id = await persistedVideo();
+    const id = await persistedVideo(t);
     const before = baseline();
     const warnings: string[] = [];
     const node = await h.node(env(), undefined, pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) }));
@@ -151,7 +156,7 @@ for (const [name, fault] of Object.entries(midSlice)) {
 }
 
 s3Test('S3 503 SlowDown once: the SDK retries it and the bytes still come from S3', async (t) => {
-  const id = await persistedVideo();
+  const id = await persistedVideo(t);
   const before = baseline();
   const node = await h.node(env());
   proxy.failRequests({ ...slowDown, match: (head) => head.method === 'GET' && head.path.includes('/slices/') });
