@@ -32,10 +32,18 @@ export interface TubecacheOptions {
   node?: string;
 }
 
+/** The Node flags on the command's first line (`#!/usr/bin/env -S node …`): the bench runs what `npm start` and the image run. */
+export function shippedNodeFlags(build: string): string[] {
+  const shebang = readFileSync(join(build, 'bin/tubecache.js'), 'utf8').split('\n', 1)[0]!;
+  const flags = /^#!\/usr\/bin\/env -S node((?: --\S+)*)$/.exec(shebang);
+  if (!flags) throw new Error(`bin/tubecache.js: unexpected first line ${JSON.stringify(shebang)}`);
+  return flags[1]!.split(' ').filter(Boolean);
+}
+
 export async function startTubecache(options: TubecacheOptions): Promise<System> {
   const port = await freePort();
   const logFile = join(options.dir, `${options.label}.log`);
-  const nodeArgs = [...(options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(options.dir, `${options.label}-profiles`)}`] : [])];
+  const nodeArgs = [...shippedNodeFlags(options.build), ...(options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(options.dir, `${options.label}-profiles`)}`] : [])];
   const node = options.node ?? process.execPath;
   const child = spawnPinned(node, [...nodeArgs, join(options.build, 'bin/tubecache.js'), 'serve'], {
     cpus: options.cpus,
@@ -50,7 +58,7 @@ export async function startTubecache(options: TubecacheOptions): Promise<System>
   return {
     name: 'tubecache',
     url,
-    version: `tubecache ${version} (compiled; Node ${node === process.execPath ? process.version : spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()})`,
+    version: `tubecache ${version} (compiled; Node ${node === process.execPath ? process.version : spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()}${shippedNodeFlags(options.build).map((flag) => ` ${flag}`).join('')})`,
     pid: child.pid!,
     stop: () => stopChild(child, 'SIGTERM'),
   };
