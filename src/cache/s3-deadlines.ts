@@ -80,16 +80,17 @@ export class DeadlineHttpHandler extends NodeHttpHandler {
       if ((error as Error)?.name === 'TimeoutError') throw new S3DeadlineError('S3_CONNECT_TIMEOUT', 'no connection', connectMs);
       throw error;
     } finally {
-      clock.stop();
+      clock.end();
       // A request that failed mid-body lets go of the body's source.
       paced?.destroy();
     }
   }
 }
 
-/** The first-byte deadline: runs from `start` to `stop`, restarted by each `start`. */
+/** The first-byte deadline: runs from `start` to `stop`, restarted by each `start`; `end` stops it for good. */
 class Clock {
   #timer: NodeJS.Timeout | undefined;
+  #ended = false;
   constructor(
     readonly fire: () => void,
     readonly ms: number,
@@ -99,11 +100,17 @@ class Clock {
 
   start(): void {
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(this.fire, this.ms);
+    // A body still pulling after the request ended (it failed) must not arm a timer for nothing.
+    if (!this.#ended) this.#timer = setTimeout(this.fire, this.ms);
   }
 
   stop(): void {
     clearTimeout(this.#timer);
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.stop();
   }
 }
 

@@ -8,7 +8,7 @@
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import test from 'ava';
 import { execa } from 'execa';
@@ -126,4 +126,15 @@ test('the installed tubecache command prints the package version for --version a
     t.is(run.exitCode, 0, run.stderr);
     t.is(run.stdout, version, flag);
   }
+});
+
+test('the installed command runs by its first line, which gives Node its flags (`env -S node --max-semi-space-size=2`)', async (t) => {
+  const bin = join(project, 'node_modules/.bin/tubecache');
+  // As a shell runs it: the first line picks `node` from the PATH, here the Node running this test.
+  const path = `${dirname(process.execPath)}:${process.env.PATH ?? ''}`;
+  const run = await execa(bin, ['--version'], { cwd: project, env: { PATH: path }, reject: false });
+  t.is(run.exitCode, 0, run.stderr);
+  t.is(run.stdout, version);
+  // A flag Node did not know would have stopped it ("bad option") before the version.
+  t.regex(await readFile(bin, 'utf8'), /^#!\/usr\/bin\/env -S node --max-semi-space-size=2\n/);
 });
