@@ -3,13 +3,19 @@ import type { Metrics } from '../metrics.js';
 import { ObjectKeys, type VideoRef, type VideoRequest } from './keys.js';
 import { parseManifest, sliceBounds, type Manifest } from './manifest.js';
 import { encodeSlice, openSlice as openStoredSlice, storedSliceLength } from './slice-codec.js';
-import { listAll, readAll, readObject, type ListOptions, type ListPage, type ObjectHead, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
+import { listAll, readAll, readObject, type ListOptions, type ListPage, type ObjectBody, type ObjectHead, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
 import { bodyOf, collectBody } from './store-util.js';
 
 /** After a failed request, the store is skipped for this long (nginx's fail_timeout), so an outage costs one timeout, not one per request. */
 const DOWN_MS = 5_000;
 
 export type StoreTierName = 'disk' | 's3';
+
+/** A slice GET started before its manifest was known (StoreTier.earlySlice). */
+export interface EarlySlice {
+  readonly object: Promise<ObjectBody | undefined>;
+  cancel(): void;
+}
 
 /**
  * The persistent tier: videos (manifests, slices, access times) in an
@@ -103,9 +109,17 @@ export class StoreTier {
    * SLICE_CORRUPT; a store failure throws STORE_ERROR. `poll-slice`: a lease
    * follower's look for another node's upload, counted apart from reads.
    */
-  async openSlice(manifest: Manifest, index: number, signal: AbortSignal, shared = false, operation: 'get-slice' | 'poll-slice' = 'get-slice'): Promise<AsyncGenerator<Buffer> | undefined> {
+  async openSlice(
+    manifest: Manifest,
+    index: number,
+    signal: AbortSignal,
+    shared = false,
+    operation: 'get-slice' | 'poll-slice' = 'get-slice',
+    early?: EarlySlice,
+  ): Promise<AsyncGenerator<Buffer> | undefined> {
     return this.#call(operation, async () => {
-      const object = await this.store.get(this.#sliceKey(manifest, index, shared), undefined, signal);
+      if (early) signal.addEventListener('abort', early.cancel, { once: true });
+      const object = await (early?.object ?? this.store.get(this.#sliceKey(manifest, index, shared), undefined, signal));
       if (!object) return undefined;
       const slice = await openStoredSlice(object.body, { etag: manifest.etag, length: sliceBounds(manifest, index).length }).catch((error: unknown) => {
         object.cancel();
@@ -114,6 +128,25 @@ export class StoreTier {
       if (!slice) object.cancel();
       return slice && this.#watched(slice);
     });
+  }
+
+  /**
+   * Starts the GET of slice `index` (at its head place) before the video's
+   * manifest is known, so that an S3 hit costs one round trip instead of two;
+   * `openSlice` checks what it got against the manifest as for any read.
+   */
+  earlySlice(video: VideoRef, index: number): EarlySlice {
+    const controller = new AbortController();
+    const object = this.store.get(this.keys.slice(video, index), undefined, controller.signal);
+    // Handled here for the case nobody opens it; openSlice still sees the failure.
+    object.catch(() => undefined);
+    return {
+      object,
+      cancel: () => {
+        controller.abort();
+        void object.then((body) => body?.cancel(), () => undefined);
+      },
+    };
   }
 
   /** A store that fails mid-body is as down as one that fails to answer. */

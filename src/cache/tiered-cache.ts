@@ -11,12 +11,12 @@ import type { FormatName } from '../origin/format.js';
 import type { VideoId } from '../origin/video-id.js';
 import type { VideoRef, VideoRequest } from './keys.js';
 import { planHead } from './head.js';
-import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, mergeManifest, sliceBounds, withPersisted, type Manifest } from './manifest.js';
+import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, mergeManifest, sliceBounds, sliceCount, withPersisted, type Manifest } from './manifest.js';
 import type { Done, LeaseBoard } from './lease.js';
 import type { DiskTier } from './disk-tier.js';
 import type { HeldSlice, MemoryTier } from './memory-tier.js';
 import type { Charge } from './slice-budget.js';
-import type { StoreTier } from './store-tier.js';
+import type { EarlySlice, StoreTier } from './store-tier.js';
 import { SliceFlight } from './slice-flight.js';
 import { SliceStream } from './slice-stream.js';
 import { skipBytes } from './store-util.js';
@@ -47,6 +47,8 @@ const RANK: Record<TierName, number> = { memory: 0, disk: 1, s3: 1, origin: 2 };
 const PREFETCH_PARALLEL = 2;
 /** Waits for slice budget that only the bytes' release ends (prefetch and a new video's first slice have no reader to stream to). */
 const NO_DEADLINE = new AbortController().signal;
+/** How long a slice GET started beside its manifest's waits for the read it was started for. */
+const EARLY_SLICE_MS = 1_000;
 
 /**
  * The read-through cache: memory → disk tier (DISK_CACHE_DIR, when set) → store (disk or S3) → origin, slice by slice. One fetch per
@@ -64,6 +66,8 @@ export class TieredCache {
   readonly #metrics: Metrics;
   readonly #log: Logger;
   readonly #flights = new Map<string, SliceFlight>();
+  /** Slice GETs started beside their manifest's (#keepEarly), by video and index, until a read opens them. */
+  readonly #early = new Map<string, EarlySlice>();
   readonly #manifestRuns = new Map<string, Promise<{ manifest: Manifest; tier: TierName }>>();
   readonly #uploads: Limiter;
   readonly #pendingPersisted = new Map<string, { manifest: Manifest; indexes: Set<number>; dirty: boolean }>();
@@ -110,20 +114,25 @@ export class TieredCache {
     return this.#uploads.active;
   }
 
-  /** The video's manifest and the tier it came from; a new video is resolved and its first slice requested. */
-  async manifest(video: VideoRequest): Promise<{ manifest: Manifest; tier: TierName }> {
+  /**
+   * The video's manifest and the tier it came from; a new video is resolved
+   * and its first slice requested. `firstByte`: where the caller will read
+   * from, when known — the slice there is asked of the store beside the
+   * manifest (one round trip for an S3 hit, not two).
+   */
+  async manifest(video: VideoRequest, firstByte?: number): Promise<{ manifest: Manifest; tier: TierName }> {
     const inMemory = this.#memory.getManifest(video);
     if (inMemory) return { manifest: inMemory, tier: 'memory' };
     const key = videoKey(video);
     let run = this.#manifestRuns.get(key);
     if (!run) {
-      run = this.#loadManifest(video).finally(() => this.#manifestRuns.delete(key));
+      run = this.#loadManifest(video, firstByte).finally(() => this.#manifestRuns.delete(key));
       this.#manifestRuns.set(key, run);
     }
     return run;
   }
 
-  async #loadManifest(video: VideoRequest): Promise<{ manifest: Manifest; tier: TierName }> {
+  async #loadManifest(video: VideoRequest, firstByte: number | undefined): Promise<{ manifest: Manifest; tier: TierName }> {
     // The disk first: with S3 down or frozen, what this node holds is served without waiting on it.
     const onDisk = await this.#disk?.getManifest(video, this.#config.SLICE_BYTES);
     if (onDisk && !this.#invalidated.has(versionKey(onDisk))) {
@@ -131,18 +140,45 @@ export class TieredCache {
       return { manifest: onDisk, tier: 'disk' };
     }
     if (this.#store.available && !this.#absent?.has(videoKey(video))) {
+      const index = firstByte === undefined ? undefined : Math.floor(firstByte / this.#config.SLICE_BYTES);
+      const early = index === undefined ? undefined : this.#store.earlySlice(video, index);
       try {
         const stored = await this.#storedManifest(video);
+        if (early) this.#keepEarly(stored, index!, early);
         if (stored) {
           this.#disk?.writeManifest(stored);
           return { manifest: stored, tier: this.#store.name };
         }
         this.#absent?.set(videoKey(video), true);
       } catch (error) {
+        early?.cancel();
         this.#log.warn({ videoId: video.id, err: error }, 'store manifest read failed; using the origin');
       }
     }
     return this.#manifestFromOrigin(video);
+  }
+
+  /** A slice GET started beside its manifest's: kept for the read about to open it when the store is where that read will look, else let go. */
+  #keepEarly(manifest: Manifest | undefined, index: number, early: EarlySlice): void {
+    if (!manifest || index >= sliceCount(manifest) || this.#locate(manifest, index, false).tier !== this.#store.name) return early.cancel();
+    const key = `${videoKey(manifest)}/${index}`;
+    this.#early.get(key)?.cancel();
+    // The read opens it at once; one that never comes (the client left) lets it go.
+    const timer = setTimeout(() => this.#takeEarly(manifest, index)?.cancel(), EARLY_SLICE_MS).unref();
+    this.#early.set(key, {
+      object: early.object,
+      cancel: () => {
+        clearTimeout(timer);
+        early.cancel();
+      },
+    });
+  }
+
+  #takeEarly(manifest: Manifest, index: number): EarlySlice | undefined {
+    const key = `${videoKey(manifest)}/${index}`;
+    const early = this.#early.get(key);
+    this.#early.delete(key);
+    return early;
   }
 
   async #storedManifest(video: VideoRequest): Promise<Manifest | undefined> {
@@ -315,7 +351,7 @@ export class TieredCache {
         try {
           // A pass-through stream keeps no bytes to upload, so it never takes a lease.
           const slice =
-            flight.tier !== 'origin' ? await this.#store.openSlice(manifest, index, signal) : flight instanceof SliceFlight ? await this.#claim(manifest, index, flight, from) : undefined;
+            flight.tier !== 'origin' ? await this.#store.openSlice(manifest, index, signal, false, 'get-slice', this.#takeEarly(manifest, index)) : flight instanceof SliceFlight ? await this.#claim(manifest, index, flight, from) : undefined;
           if (slice) {
             flight.tier = this.#store.name;
             // After a disk-tier file failed its check part-way, from the byte it reached.

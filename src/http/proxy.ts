@@ -5,13 +5,15 @@ import type { Metrics } from '../metrics.js';
 import { parseFormatParam, type Formats } from '../origin/format.js';
 import { parseVideoId } from '../origin/video-id.js';
 import { answerFor, contentRange, manifestHeaders } from './proxy-answer.js';
+import { startBeforeSize } from './range.js';
 
 /** GET and HEAD /proxy/:id[?format=name] — the video in one format, whole or one range, from the cheapest tier that has it. */
 export function proxyRoute(cache: TieredCache, metrics: Metrics, formats: Formats) {
   return async (ctx: Context & { params: Record<string, string> }) => {
     const started = performance.now();
     const video = cache.video(parseVideoId(ctx.params.id ?? ''), parseFormatParam(formats, ctx.query.format));
-    const { manifest, tier } = await cache.manifest(video);
+    // Where a GET will read from: the store is asked for that slice beside the manifest.
+    const { manifest, tier } = await cache.manifest(video, ctx.method === 'GET' ? startBeforeSize(ctx.get('range') || undefined) : undefined);
     cache.touch(video);
 
     const headers = manifestHeaders(manifest);

@@ -29,3 +29,14 @@ export function parseRange(header: string | undefined, size: number): RangeReque
   if (first >= size || (last !== undefined && last < first)) return UNSATISFIABLE;
   return { kind: 'partial', start: first, end: Math.min(last ?? size - 1, size - 1) };
 }
+
+/**
+ * Where a read with this Range header starts, when that is known before the
+ * body's size (a suffix range's is not): a hint for fetching ahead, never an
+ * answer.
+ */
+export function startBeforeSize(header: string | undefined): number | undefined {
+  if (/^\s*bytes\s*=\s*-/i.test(header ?? '')) return undefined;
+  const asked = parseRange(header, Number.MAX_SAFE_INTEGER);
+  return asked.kind === 'whole' ? 0 : asked.kind === 'partial' ? asked.start : undefined;
+}

@@ -123,3 +123,53 @@ test.serial('a slice whose S3 object disagrees with the manifest is a miss and i
   t.is((error as { variable?: string }).variable, 'S3_BUCKET');
   t.regex(error!.message, /does not exist/);
 });
+
+test.serial('a store hit asks for the first slice beside the manifest, not after it: where the Range starts, never for a slice the store lacks', async (t) => {
+  const a = await h.node();
+  const id = h.video(fixture, { reportDuration: 30 });
+  await serveOnce(a, id);
+  /** A fresh node whose store GETs are recorded: the key, and whether the manifest's GET had answered when it began. */
+  const watched = async () => {
+    const node = await h.node();
+    const store = node.service.store.store;
+    const get = store.get.bind(store);
+    const gets: { key: string; manifestAnswered: boolean }[] = [];
+    let manifestAnswered = false;
+    store.get = async (key, range, signal) => {
+      gets.push({ key: key.slice(key.indexOf(id) + id.length + 1), manifestAnswered });
+      const object = await get(key, range, signal);
+      if (key.endsWith('manifest.json')) manifestAnswered = true;
+      return object;
+    };
+    return { node, gets };
+  };
+
+  const first = await watched();
+  const whole = await first.node.get(`/proxy/${id}`, { Range: `bytes=0-${HEAD_END}` });
+  t.is(whole.headers['x-cache-status'], h.store.hit);
+  t.is(whole.sha256, sha256(fixture.subarray(0, HEAD_END + 1)));
+  const byKey = (x: { key: string }, y: { key: string }) => x.key.localeCompare(y.key);
+  t.deepEqual(first.gets.slice(0, 2).sort(byKey), [
+    { key: 'video/manifest.json', manifestAnswered: false },
+    { key: 'video/slices/0', manifestAnswered: false },
+  ]);
+  t.is(first.gets.filter((get) => get.key === 'video/slices/0').length, 1, 'slice 0 asked once: the read took the early GET');
+
+  // A range that starts in slice 2: slice 2 is asked early.
+  const second = await watched();
+  const from = 2 * SLICE + 100;
+  const ranged = await second.node.get(`/proxy/${id}`, { Range: `bytes=${from}-${HEAD_END}` });
+  t.is(ranged.sha256, sha256(fixture.subarray(from, HEAD_END + 1)));
+  t.deepEqual(second.gets.slice(0, 2).sort(byKey), [
+    { key: 'video/manifest.json', manifestAnswered: false },
+    { key: 'video/slices/2', manifestAnswered: false },
+  ]);
+  t.is(second.gets.filter((get) => get.key === 'video/slices/2').length, 1);
+
+  // Beyond the head (not in the store's slices/): the early GET finds nothing and the read goes where the manifest says.
+  const third = await watched();
+  const late = (HEAD_SLICES + 1) * SLICE;
+  const beyond = await third.node.get(`/proxy/${id}`, { Range: `bytes=${late}-${late + 999}` });
+  t.is(beyond.sha256, sha256(fixture.subarray(late, late + 1000)));
+  await Promise.all([a, first.node, second.node, third.node].map((node) => node.close()));
+});

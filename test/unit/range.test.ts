@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseRange } from '../../src/http/range.js';
+import { parseRange, startBeforeSize } from '../../src/http/range.js';
 
 const size = 1000;
 
@@ -35,4 +35,14 @@ test('RFC 9110 §14.1.2: a last-byte-pos past the end, of any size (even beyond 
     t.deepEqual(parseRange(`bytes=-${last}`, size), { kind: 'partial', start: 0, end: size - 1 }, `-${last}`);
   }
   t.deepEqual(parseRange('bytes=9007199254740993-99999999999999999999', size), { kind: 'unsatisfiable' }, 'a first-byte-pos past the end stays 416');
+});
+
+test('where a read starts before the size is known: 0 for the whole body, the first-byte-pos, none for a suffix or a broken range', (t) => {
+  t.is(startBeforeSize(undefined), 0);
+  t.is(startBeforeSize('bytes=0-'), 0);
+  t.is(startBeforeSize('bytes=1048676-'), 1048676);
+  t.is(startBeforeSize('bytes=500-999'), 500);
+  t.is(startBeforeSize('items=5-'), 0, 'another unit: the whole body');
+  t.is(startBeforeSize('bytes=0-1,5-9'), 0, 'several ranges: the whole body');
+  for (const header of ['bytes=-500', 'bytes= -500', 'bytes=abc', 'bytes=5-2']) t.is(startBeforeSize(header), undefined, header);
 });
