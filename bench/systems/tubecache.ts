@@ -35,7 +35,8 @@ export interface TubecacheOptions {
 /** The Node flags on the command's first line (`#!/usr/bin/env -S node …`): the bench runs what `npm start` and the image run. */
 export function shippedNodeFlags(build: string): string[] {
   const shebang = readFileSync(join(build, 'bin/tubecache.js'), 'utf8').split('\n', 1)[0]!;
-  const flags = /^#!\/usr\/bin\/env -S node((?: --\S+)*)$/.exec(shebang);
+  // Builds from before the flags had `#!/usr/bin/env node`: none.
+  const flags = /^#!\/usr\/bin\/env (?:-S )?node((?: --\S+)*)$/.exec(shebang);
   if (!flags) throw new Error(`bin/tubecache.js: unexpected first line ${JSON.stringify(shebang)}`);
   return flags[1]!.split(' ').filter(Boolean);
 }

@@ -117,8 +117,7 @@ export class StoreTier {
     operation: 'get-slice' | 'poll-slice' = 'get-slice',
     early?: EarlySlice,
   ): Promise<AsyncGenerator<Buffer> | undefined> {
-    return this.#call(operation, async () => {
-      if (early) signal.addEventListener('abort', early.cancel, { once: true });
+    const open = async () => {
       const object = await (early?.object ?? this.store.get(this.#sliceKey(manifest, index, shared), undefined, signal));
       if (!object) return undefined;
       const slice = await openStoredSlice(object.body, { etag: manifest.etag, length: sliceBounds(manifest, index).length }).catch((error: unknown) => {
@@ -127,6 +126,14 @@ export class StoreTier {
       });
       if (!slice) object.cancel();
       return slice && this.#watched(slice);
+    };
+    if (!early) return this.#call(operation, open);
+    // An early GET was counted and timed when it began (earlySlice); what fails now is its body.
+    if (signal.aborted) early.cancel();
+    else signal.addEventListener('abort', early.cancel, { once: true });
+    return open().catch((error: unknown) => {
+      if (isTubeError(error, 'STORE_ERROR')) this.#down(operation);
+      throw error;
     });
   }
 
@@ -137,7 +144,8 @@ export class StoreTier {
    */
   earlySlice(video: VideoRef, index: number): EarlySlice {
     const controller = new AbortController();
-    const object = this.store.get(this.keys.slice(video, index), undefined, controller.signal);
+    // Counted and timed as any slice GET; a failure opens the skip window even if no read takes it.
+    const object = this.#call('get-slice', () => this.store.get(this.keys.slice(video, index), undefined, controller.signal));
     // Handled here for the case nobody opens it; openSlice still sees the failure.
     object.catch(() => undefined);
     return {

@@ -67,7 +67,7 @@ export class TieredCache {
   readonly #log: Logger;
   readonly #flights = new Map<string, SliceFlight>();
   /** Slice GETs started beside their manifest's (#keepEarly), by video and index, until a read opens them. */
-  readonly #early = new Map<string, EarlySlice>();
+  readonly #early = new Map<string, { early: EarlySlice; timer: NodeJS.Timeout }>();
   readonly #manifestRuns = new Map<string, Promise<{ manifest: Manifest; tier: TierName }>>();
   readonly #uploads: Limiter;
   readonly #pendingPersisted = new Map<string, { manifest: Manifest; indexes: Set<number>; dirty: boolean }>();
@@ -162,23 +162,19 @@ export class TieredCache {
   #keepEarly(manifest: Manifest | undefined, index: number, early: EarlySlice): void {
     if (!manifest || index >= sliceCount(manifest) || this.#locate(manifest, index, false).tier !== this.#store.name) return early.cancel();
     const key = `${videoKey(manifest)}/${index}`;
-    this.#early.get(key)?.cancel();
+    this.#takeEarly(manifest, index)?.cancel();
     // The read opens it at once; one that never comes (the client left) lets it go.
-    const timer = setTimeout(() => this.#takeEarly(manifest, index)?.cancel(), EARLY_SLICE_MS).unref();
-    this.#early.set(key, {
-      object: early.object,
-      cancel: () => {
-        clearTimeout(timer);
-        early.cancel();
-      },
-    });
+    const timer = setTimeout(() => this.#early.get(key)?.early === early && this.#takeEarly(manifest, index)?.cancel(), EARLY_SLICE_MS).unref();
+    this.#early.set(key, { early, timer });
   }
 
-  #takeEarly(manifest: Manifest, index: number): EarlySlice | undefined {
+  #takeEarly(manifest: Pick<Manifest, 'id' | 'format'>, index: number): EarlySlice | undefined {
     const key = `${videoKey(manifest)}/${index}`;
-    const early = this.#early.get(key);
+    const kept = this.#early.get(key);
+    if (!kept) return undefined;
     this.#early.delete(key);
-    return early;
+    clearTimeout(kept.timer);
+    return kept.early;
   }
 
   async #storedManifest(video: VideoRequest): Promise<Manifest | undefined> {
@@ -740,6 +736,8 @@ export class TieredCache {
     await Promise.race([this.idle(), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
     clearTimeout(timer);
     this.#closing = true;
+    for (const { early } of this.#early.values()) early.cancel();
+    this.#early.clear();
     await this.idle();
   }
 }

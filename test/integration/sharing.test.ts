@@ -124,7 +124,7 @@ test.serial('a slice whose S3 object disagrees with the manifest is a miss and i
   t.regex(error!.message, /does not exist/);
 });
 
-test.serial('a store hit asks for the first slice beside the manifest, not after it: where the Range starts, never for a slice the store lacks', async (t) => {
+test.serial('a store hit asks for the first slice beside the manifest, not after it: where the Range starts, once; a HEAD asks for none', async (t) => {
   const a = await h.node();
   const id = h.video(fixture, { reportDuration: 30 });
   await serveOnce(a, id);
@@ -166,10 +166,16 @@ test.serial('a store hit asks for the first slice beside the manifest, not after
   ]);
   t.is(second.gets.filter((get) => get.key === 'video/slices/2').length, 1);
 
-  // Beyond the head (not in the store's slices/): the early GET finds nothing and the read goes where the manifest says.
+  // Beyond the head (the manifest lists no slices/ there): the early GET is dropped, and the read goes where the manifest says.
   const third = await watched();
   const late = (HEAD_SLICES + 1) * SLICE;
   const beyond = await third.node.get(`/proxy/${id}`, { Range: `bytes=${late}-${late + 999}` });
   t.is(beyond.sha256, sha256(fixture.subarray(late, late + 1000)));
-  await Promise.all([a, first.node, second.node, third.node].map((node) => node.close()));
+  t.is(third.gets.filter((get) => get.key === `video/slices/${HEAD_SLICES + 1}`).length, 1, 'only the early GET asked slices/ for it');
+
+  // A HEAD reads no body: the manifest alone.
+  const fourth = await watched();
+  t.is((await fourth.node.head(`/proxy/${id}`)).status, 200);
+  t.deepEqual(fourth.gets, [{ key: 'video/manifest.json', manifestAnswered: false }]);
+  await Promise.all([a, first.node, second.node, third.node, fourth.node].map((node) => node.close()));
 });
