@@ -44,7 +44,8 @@ export function shippedNodeFlags(build: string): string[] {
 export async function startTubecache(options: TubecacheOptions): Promise<System> {
   const port = await freePort();
   const logFile = join(options.dir, `${options.label}.log`);
-  const nodeArgs = [...shippedNodeFlags(options.build), ...(options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(options.dir, `${options.label}-profiles`)}`] : [])];
+  const flags = shippedNodeFlags(options.build);
+  const nodeArgs = [...flags, ...(options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(options.dir, `${options.label}-profiles`)}`] : [])];
   const node = options.node ?? process.execPath;
   const child = spawnPinned(node, [...nodeArgs, join(options.build, 'bin/tubecache.js'), 'serve'], {
     cpus: options.cpus,
@@ -59,7 +60,7 @@ export async function startTubecache(options: TubecacheOptions): Promise<System>
   return {
     name: 'tubecache',
     url,
-    version: `tubecache ${version} (compiled; Node ${node === process.execPath ? process.version : spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()}${shippedNodeFlags(options.build).map((flag) => ` ${flag}`).join('')})`,
+    version: `tubecache ${version} (compiled; Node ${node === process.execPath ? process.version : spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()}${flags.map((flag) => ` ${flag}`).join('')})`,
     pid: child.pid!,
     stop: () => stopChild(child, 'SIGTERM'),
   };

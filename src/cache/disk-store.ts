@@ -28,6 +28,9 @@ interface ListingEntry {
   readonly directory: boolean;
   readonly part: string;
 }
+/** A put's pieces go to the file in batches of about this many bytes, or pieces (IOV_MAX is 1024). */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+const WRITE_BATCH_PIECES = 512;
 /** Temporary files older than this at start-up were left by a process that died mid-put. */
 const STALE_TEMP_MS = 60 * 60_000;
 
@@ -145,12 +148,20 @@ export class DiskStore implements ObjectStore {
       await translate(`put ${key}`, async () => {
         const file = await open(temp, 'wx');
         try {
-          await file.write(`${JSON.stringify(header)}\n`);
+          // One writev per batch: a slice arrives as 64 KiB pieces and their digests, each of them a write otherwise.
+          let batch: Buffer[] = [Buffer.from(`${JSON.stringify(header)}\n`)];
+          let batched = 0;
           for await (const chunk of Buffer.isBuffer(body) ? [body] : body) {
             options.signal?.throwIfAborted();
-            await file.write(chunk);
+            batch.push(chunk);
+            batched += chunk.length;
+            if (batched < WRITE_BATCH_BYTES && batch.length < WRITE_BATCH_PIECES) continue;
+            await file.writev(batch);
+            batch = [];
+            batched = 0;
           }
           options.signal?.throwIfAborted();
+          if (batch.length) await file.writev(batch);
           if (this.#sync) await file.sync();
         } finally {
           await file.close();

@@ -4,7 +4,7 @@ import { ObjectKeys, type VideoRef, type VideoRequest } from './keys.js';
 import { parseManifest, sliceBounds, type Manifest } from './manifest.js';
 import { encodeSlice, openSlice as openStoredSlice, storedSliceLength } from './slice-codec.js';
 import { listAll, readAll, readObject, type ListOptions, type ListPage, type ObjectBody, type ObjectHead, type ObjectInfo, type ObjectStore, type PutOptions } from './store.js';
-import { bodyOf, collectBody } from './store-util.js';
+import { bodyOf } from './store-util.js';
 
 /** After a failed request, the store is skipped for this long (nginx's fail_timeout), so an outage costs one timeout, not one per request. */
 const DOWN_MS = 5_000;
@@ -187,20 +187,18 @@ export class StoreTier {
    * still be arriving (a leased slice streamed while it is fetched): they are
    * sent as they come, and a source that fails or ends short leaves nothing;
    * such a put is not retried (its bytes are gone once sent). A whole slice
-   * goes as one Buffer, which the S3 client may send again after a 5xx.
+   * goes without a declared length: S3 collects it into one Buffer, which the
+   * client may send again after a 5xx; the disk store writes it as it comes.
    * `shared`: one beyond the head, for other nodes.
    */
   async putSlice(manifest: Manifest, index: number, bytes: Buffer | AsyncIterable<Buffer>, shared = false, signal?: AbortSignal): Promise<void> {
     const identity = { etag: manifest.etag, length: sliceBounds(manifest, index).length };
     const key = this.#sliceKey(manifest, index, shared);
-    const contentType = 'application/octet-stream';
-    if (Buffer.isBuffer(bytes)) {
-      const body = await collectBody(encodeSlice(bodyOf(bytes), identity), signal);
-      await this.#call('put-slice', () => this.store.put(key, body, { contentType, signal }));
-      return;
-    }
-    // Counted apart: its duration is the origin's as much as the store's.
-    await this.#call('stream-slice', () => this.store.put(key, encodeSlice(bytes, identity), { contentType, length: storedSliceLength(identity), signal }));
+    const whole = Buffer.isBuffer(bytes);
+    const body = encodeSlice(whole ? bodyOf(bytes) : bytes, identity);
+    const options = { contentType: 'application/octet-stream', signal, ...(!whole && { length: storedSliceLength(identity) }) };
+    // A streamed one is counted apart: its duration is the origin's as much as the store's.
+    await this.#call(whole ? 'put-slice' : 'stream-slice', () => this.store.put(key, body, options));
   }
 
   #sliceKey(manifest: Manifest, index: number, shared: boolean): string {
