@@ -1,3 +1,5 @@
+import { freeNow } from '../free-now.js';
+
 /**
  * Pass-through chunks may use this share of the budget that kept slices may
  * not, so stream-through readers (one 16–64 KiB chunk each) find room for
@@ -5,14 +7,6 @@
  * room for 400 readers.
  */
 const PASS_THROUGH_SHARE = 4;
-/**
- * Released slice Buffers kept for the next slice, at most this many. A Buffer
- * let go lingers until V8 collects it (tens of MB under churn); reused, it
- * costs nothing more. Pooled Buffers count as live and are the first to go
- * when room is needed.
- */
-const POOL_MAX = 16;
-
 /**
  * The bytes of one slice Buffer (or one pass-through chunk) charged to the
  * budget. Every holder (a fill, the memory LRU, a reader, an upload) takes a
@@ -40,6 +34,8 @@ export class Charge {
     const recycled = this.#recycled;
     this.#recycled = undefined;
     this.#buffer = recycled?.length === length ? recycled : Buffer.allocUnsafe(length);
+    // Taken over from the pool but of another length (a charge shrunk to a short last slice): nobody else has it.
+    if (recycled && recycled !== this.#buffer) freeNow(recycled);
     return this.#buffer;
   }
 
@@ -58,7 +54,12 @@ export class Charge {
 
   release(): void {
     if (this.#holders === 0) return;
-    if (--this.#holders === 0) this.#free(this.#bytes, this.#buffer ?? this.#recycled);
+    if (--this.#holders === 0) {
+      const buffer = this.#buffer ?? this.#recycled;
+      // Forgotten here: a charge still named somewhere (a stale handle) must not keep the memory alive.
+      this.#buffer = this.#recycled = undefined;
+      this.#free(this.#bytes, buffer);
+    }
     // One holder left may be the memory LRU alone: the bytes became reclaimable.
     else this.#loosened();
   }
@@ -92,7 +93,13 @@ export class SliceBudget {
   #live = 0;
   #serving = false;
   #reclaiming = false;
-  /** Released Buffers of `#poolSize` bytes, counted in `live`. */
+  /**
+   * Released Buffers of `#poolSize` bytes kept for the next slice, counted in
+   * `live` and the first to go when room is needed (so the budget bounds them).
+   * A Buffer let go lingers, uncounted, until V8 collects it (hundreds of MB
+   * a minute under churn, and the allocator keeps the pages after); reused, it
+   * costs nothing more.
+   */
   readonly #pool: Buffer[] = [];
   readonly #poolSize: number;
   #reclaim: (bytes: number) => void = () => {};
@@ -156,7 +163,7 @@ export class SliceBudget {
     // A charge of a pooled Buffer's size takes the Buffer over: nothing is added.
     const added = () => (bytes === this.#poolSize && this.#pool.length > 0 ? 0 : bytes);
     while (this.#live + added() > limit && this.#pool.length > 0) {
-      this.#pool.pop();
+      freeNow(this.#pool.pop()!);
       this.#live -= this.#poolSize;
     }
     if (this.#live + added() > limit && reclaim) {
@@ -187,9 +194,13 @@ export class SliceBudget {
 
   #free(bytes: number, buffer?: Buffer): void {
     // Not while reclaiming: the room asked for is room in the budget, not in the pool.
-    const pool = buffer !== undefined && bytes === this.#poolSize && buffer.length === bytes && this.#pool.length < POOL_MAX && !this.#reclaiming;
+    const pool = buffer !== undefined && bytes === this.#poolSize && buffer.length === bytes && !this.#reclaiming;
     if (pool) this.#pool.push(buffer);
-    else this.#live -= bytes;
+    else {
+      // Nobody holds it (every reader and upload has let go): its memory goes now, not at a GC.
+      if (buffer) freeNow(buffer);
+      this.#live -= bytes;
+    }
     this.#serve();
   }
 

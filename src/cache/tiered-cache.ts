@@ -25,6 +25,8 @@ export type CacheStatus = 'HIT' | 'HIT-DISK' | 'HIT-S3' | 'MISS';
 
 /** A slice a reader holds (each with its own hold on the bytes' charge): bytes already in memory, a shared fetch in flight, or a pass-through stream. */
 type SliceHandle = { tier: 'memory'; slice: HeldSlice; flight?: undefined } | { tier?: undefined; slice?: undefined; flight: SliceFlight | SliceStream };
+/** The slice a read is on and the one it has opened ahead. */
+type OpenSlices = { current: SliceHandle | undefined; ahead: SliceHandle | undefined };
 /** A slice kept in memory or on its way there. */
 type KeptHandle = { tier: 'memory'; slice: HeldSlice; flight?: undefined } | { tier?: undefined; slice?: undefined; flight: SliceFlight };
 
@@ -510,9 +512,11 @@ export class TieredCache {
     slice.charge.hold();
     const config = this.#config;
     const fetchRange = async (start: number, end: number) => {
-      const chunks: Buffer[] = [];
-      for await (const chunk of this.read(video, manifest, start, end - 1, new AbortController().signal)) chunks.push(chunk);
-      return Buffer.concat(chunks);
+      // Copied as they come: a chunk read is valid only until the next is asked for (its Buffer may then be reused).
+      const bytes = Buffer.allocUnsafe(end - start);
+      let at = 0;
+      for await (const chunk of this.read(video, manifest, start, end - 1, new AbortController().signal)) at += chunk.copy(bytes, at);
+      return bytes;
     };
     const run = planHead({ first, size: manifest.size, duration: manifest.duration, sliceBytes: manifest.sliceBytes, headSeconds: config.HEAD_SECONDS, headBytes: config.HEAD_BYTES, fetchRange })
       .then(({ reason, ...head }) => {
@@ -597,39 +601,46 @@ export class TieredCache {
   /**
    * Bytes [start, end] of the video, lazily: a slice is opened only when the
    * reader reaches the one before it (one slice of read-ahead), so a client that
-   * stops reading stops the upstream work behind it.
+   * stops reading stops the upstream work behind it. A chunk is valid until the
+   * next is asked for: the slice or pass-through Buffer it views may be reused then.
    */
   async *read(video: VideoRequest, manifest: Manifest, start: number, end: number, signal: AbortSignal): AsyncGenerator<Buffer> {
     const sliceBytes = manifest.sliceBytes;
     const first = Math.floor(start / sliceBytes);
     const last = Math.floor(end / sliceBytes);
-    let current: SliceHandle | undefined = await this.#open(video, manifest, first, start - first * sliceBytes);
-    let ahead: SliceHandle | undefined;
+    // Handles live in this object, not in locals: a suspended generator keeps its locals, and a local still
+    // naming a slice let go would keep its Buffer alive, uncounted, for as long as the response lasts.
+    const open: OpenSlices = { current: undefined, ahead: undefined };
+    open.current = await this.#open(video, manifest, first, start - first * sliceBytes);
     try {
       for (let index = first; index <= last; index++) {
-        const handle: SliceHandle = current!;
         const [from, to] = spanIn(sliceBytes, index, start, end);
-        if (handle.slice) {
-          if (index < last) ahead = await this.#open(video, manifest, index + 1, 0);
-          const bytes = handle.slice.bytes;
-          yield from === 0 && to === bytes.length - 1 ? bytes : bytes.subarray(from, to + 1);
-        } else {
-          for await (const chunk of handle.flight.read(from, to, signal)) {
-            yield chunk;
-            // Opened once this slice's first bytes are out: a cold first byte does not wait for the read-ahead's request.
-            if (index < last && !ahead) ahead = await this.#open(video, manifest, index + 1, 0);
-          }
-        }
-        const tier = handle.tier ?? handle.flight.tier;
-        this.#metrics.bytesServed.inc({ tier, format: video.format }, to - from + 1);
-        this.#metrics.sliceReads.inc({ tier });
-        letGo(handle);
-        current = ahead;
-        ahead = undefined;
+        yield* this.#readSlice(video, manifest, index, index < last, from, to, open, signal);
+        this.#metrics.bytesServed.inc({ tier: open.current!.tier ?? open.current!.flight.tier, format: video.format }, to - from + 1);
+        this.#metrics.sliceReads.inc({ tier: open.current!.tier ?? open.current!.flight.tier });
+        letGo(open.current!);
+        open.current = open.ahead;
+        open.ahead = undefined;
       }
     } finally {
-      if (current) letGo(current);
-      if (ahead) letGo(ahead);
+      if (open.current) letGo(open.current);
+      if (open.ahead) letGo(open.ahead);
+    }
+  }
+
+  /** Bytes [from, to] of `open.current`, slice `index`; opens the next slice (`more`) into `open.ahead` once these bytes are on their way. */
+  async *#readSlice(video: VideoRequest, manifest: Manifest, index: number, more: boolean, from: number, to: number, open: OpenSlices, signal: AbortSignal): AsyncGenerator<Buffer> {
+    const handle = open.current!;
+    if (handle.slice) {
+      if (more) open.ahead = await this.#open(video, manifest, index + 1, 0);
+      const bytes = handle.slice.bytes;
+      yield from === 0 && to === bytes.length - 1 ? bytes : bytes.subarray(from, to + 1);
+      return;
+    }
+    for await (const chunk of handle.flight.read(from, to, signal)) {
+      yield chunk;
+      // Opened once this slice's first bytes are out: a cold first byte does not wait for the read-ahead's request.
+      if (more && !open.ahead) open.ahead = await this.#open(video, manifest, index + 1, 0);
     }
   }
 

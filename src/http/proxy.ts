@@ -49,9 +49,9 @@ export function proxyRoute(cache: TieredCache, metrics: Metrics, formats: Format
     };
     ctx.res.once('close', leave);
     const chunks = cache.read(video, manifest, start, end, client.signal);
-    let first: IteratorResult<Buffer>;
+    let first: Buffer | undefined;
     try {
-      first = await chunks.next();
+      first = (await chunks.next()).value;
     } catch (error) {
       // A client that left before the first byte is not an error of ours.
       if (client.signal.aborted) {
@@ -66,7 +66,11 @@ export function proxyRoute(cache: TieredCache, metrics: Metrics, formats: Format
     // Streamed by hand: koa would leave a response hanging if the body failed after the headers.
     ctx.respond = false;
     try {
-      await send(ctx.res, first, chunks);
+      // Handed over, not kept: this frame lasts as long as the response, and a view named here would keep
+      // its slice's Buffer alive (uncounted) after the budget has let the slice go.
+      const sending = send(ctx.res, first, chunks);
+      first = undefined;
+      await sending;
     } catch (error) {
       // The client left, or the upstream failed after the headers: the response ends short, never with wrong bytes.
       ctx.state.streamError = error;
@@ -84,11 +88,16 @@ export function proxyRoute(cache: TieredCache, metrics: Metrics, formats: Format
  * a DOMException and a dozen listeners per response, a third of the CPU of a
  * 256 KiB memory hit.
  */
-async function send(res: ServerResponse, first: IteratorResult<Buffer>, rest: AsyncGenerator<Buffer>): Promise<void> {
-  for (let next = first; !next.done; next = await rest.next()) {
+async function send(res: ServerResponse, first: Buffer | undefined, rest: AsyncGenerator<Buffer>): Promise<void> {
+  // One local names the chunk being written, cleared before the next is awaited (as above).
+  let chunk = first;
+  first = undefined;
+  while (chunk) {
     // Written, not only queued, before the next pull: that may release the slice, whose Buffer the budget then reuses.
-    await written(res, next.value);
+    await written(res, chunk);
+    chunk = undefined;
     if (res.destroyed) throw new Error('client gone');
+    chunk = (await rest.next()).value;
   }
   res.end();
   // As a pipeline would: done when the last byte is handed to the socket (the request log counts them).

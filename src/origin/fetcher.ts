@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { TubeError, isTubeError } from '../errors.js';
+import { freeNow } from '../free-now.js';
 import type { Metrics } from '../metrics.js';
 import { hostMatches } from './hosts.js';
 import type { Resolvable } from './format.js';
@@ -15,7 +16,11 @@ export interface OriginFacts {
   readonly lmt: string | undefined;
 }
 
-/** Where fetched bytes go: the facts once (first response), then every chunk in order. */
+/**
+ * Where fetched bytes go: the facts once (first response), then every chunk in
+ * order. A chunk is the sink's until `push` returns (or its promise settles):
+ * what the sink keeps, it copies; the chunk's memory is then given back.
+ */
 export interface RangeSink {
   onFacts?(facts: OriginFacts): void;
   push(chunk: Buffer): void | Promise<void>;
@@ -254,6 +259,8 @@ export class OriginFetcher {
         position += chunk.length;
         // A pass-through reader takes one chunk at a time: the socket waits for it.
         await push(chunk);
+        // The sinks copy what they keep (RangeSink).
+        freeNow(chunk);
       }
     } catch (error) {
       response.destroy();

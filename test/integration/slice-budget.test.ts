@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import test from 'ava';
 import { serverConnections } from '../faults/support.js';
 import { eventually, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
@@ -15,6 +17,7 @@ test.before(async () => {
 test.after.always(() => h?.close());
 
 const KiB = 1024;
+const SLICE = 256 * KiB;
 /** Four 256 KiB slices (the harness's SLICE_BYTES); three may be kept, the rest is for chunks streamed through. */
 const BUDGET = 1024 * KiB;
 
@@ -123,3 +126,39 @@ test.serial('clients that hang up mid-body give every byte back: fills aborted, 
   t.is(whole.sha256, sha256(bytes));
   await node.close();
 });
+
+test.serial('a slice the budget has let go is freed while the response that read it goes on: nothing on the read path keeps it', async (t) => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const node = await h.node({ MEMORY_CACHE_BYTES: String(BUDGET), ORIGIN_IDLE_TIMEOUT: '4s' });
+  const bytes = randomBytes(1024 * KiB);
+  const id = h.video(bytes);
+  // The response stalls on slice 2 (its origin request sends nothing) until the idle timeout retries it.
+  h.origin.setFault(id, { kind: 'hang-body', afterBytes: 2 * SLICE });
+  let answered = false;
+  const reply = node.get(`/proxy/${id}`).finally(() => (answered = true));
+  const video = node.service.cache.video(id as never);
+  await eventually(() => h.origin.statsFor(id).requests.some((request) => request.range?.startsWith(`bytes=${2 * SLICE}-`)), 10_000, 'the origin asked for slice 2');
+  const memory = node.service.memory;
+  const manifest = memory.getManifest(video)!;
+  // Its upload done: only the memory tier holds slice 0.
+  await eventually(() => memory.peekSlice(manifest, 0)?.charge.holders === 1, 10_000, 'slice 0 uploaded');
+  const first = weakSlice(memory, manifest, 0);
+  // Out of memory and out of the budget's pool: only a reference on the read path could keep slice 0 now.
+  memory.deleteVideo(video);
+  const budget = memory.budget;
+  (await budget.charge(budget.maxBytes - (budget.live - budget.pooled), new AbortController().signal)).release();
+  t.is(budget.pooled, 0);
+  await eventually(() => {
+    gc();
+    return first.deref() === undefined;
+  }, 3_000, "slice 0's memory freed while the response waits on slice 2");
+  t.false(answered, 'the response was still going');
+  t.is((await reply).sha256, sha256(bytes), 'and the body is exact once the origin answers again');
+  await node.close();
+});
+
+/** A weak reference to the memory of slice `index`, made outside the test's frame (which would keep it). */
+function weakSlice(memory: Node['service']['memory'], manifest: Parameters<Node['service']['memory']['peekSlice']>[0], index: number): WeakRef<ArrayBufferLike> {
+  return new WeakRef(memory.peekSlice(manifest, index)!.bytes.buffer);
+}

@@ -162,3 +162,16 @@ test('a released slice Buffer is reused by the next slice of its size, counted l
   big!.release();
   t.is(budget.live, 0, 'a Buffer of another size is not pooled');
 });
+
+test('however many slices are let go at once, every Buffer is pooled and reused: only the budget bounds the pool', (t) => {
+  const budget = new SliceBudget(1024 * KiB, 16 * KiB);
+  const charges = Array.from({ length: 40 }, () => budget.tryCharge(16 * KiB)!);
+  const buffers = new Set(charges.map((charge) => charge.allocate(16 * KiB)));
+  for (const charge of charges) charge.release();
+  t.is(budget.pooled, 40 * 16 * KiB, 'none dropped (a dropped Buffer lingers uncounted until V8 collects it)');
+  t.is(budget.live, budget.pooled);
+  const again = Array.from({ length: 40 }, () => budget.tryCharge(16 * KiB)!);
+  t.true(again.every((charge) => buffers.has(charge.allocate(16 * KiB))), 'the next 40 slices get the same memory');
+  t.is(budget.live, 40 * 16 * KiB);
+  t.is(budget.pooled, 0);
+});
