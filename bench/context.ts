@@ -27,6 +27,8 @@ export interface BenchOptions {
   manyBudget: number;
   /** CPU lists for taskset: the systems under test, and the bench with its backend. Undefined: no pinning. */
   cpus: { systems: string; bench: string } | undefined;
+  /** tubecache processes sharing the port (BENCH_PROCESSES), pinned to every CPU when more than one: a per-machine figure. */
+  processes: number;
   cpuProfile: boolean;
   /** Extra environment for every tubecache process (BENCH_ENV_*), recorded with the results. */
   tubecacheEnv: Record<string, string>;

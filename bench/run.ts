@@ -14,6 +14,7 @@
  *   BENCH_LABEL=memory       results go to bench/results/<label>-<date>.json and .md instead of <date>.*
  *   BENCH_PRUNE_VIDEOS       video counts of the prune scenario (default 20000,100000; `npm run bench:prune` runs it alone)
  *   BENCH_PIN=0              do not pin the systems and the bench to separate CPUs
+ *   BENCH_PROCESSES=2        tubecache as that many processes on one port (node:cluster), on every CPU: a per-machine figure (BENCH_ONLY=1,2)
  *   BENCH_CPU_PROFILE=1      tubecache processes write V8 CPU profiles (kept with BENCH_KEEP)
  *   BENCH_ENV_<NAME>=value   sets NAME for the tubecache processes, for experiments (BENCH_ENV_NODE_OPTIONS=--max-semi-space-size=2)
  *   BENCH_KEEP=1             keep the temporary directory (logs, configs, profiles)
@@ -83,6 +84,7 @@ function readOptions(): BenchOptions {
     // One CPU for the system under test (tubecache is one event loop), the rest for the bench.
     cpus: pin ? { systems: String(cores - 1), bench: cores === 2 ? '0' : `0-${cores - 2}` } : undefined,
     cpuProfile: env.BENCH_CPU_PROFILE === '1',
+    processes: number('BENCH_PROCESSES', 1, 1),
     tubecacheEnv: Object.fromEntries(Object.entries(env).flatMap(([name, value]) => (name.startsWith('BENCH_ENV_') && value !== undefined ? [[name.slice('BENCH_ENV_'.length), value]] : []))),
     only: new Set((env.BENCH_ONLY ?? '').split(',').map((id) => id.trim()).filter(Boolean)),
   };
@@ -149,7 +151,8 @@ async function main(): Promise<void> {
 
     const build = buildTubecache();
     const startOne = async (label: string, overrides: Record<string, string>) => {
-      const system = await startTubecache({ build, env: { ...tubecacheEnv, ...overrides }, cpus: options.cpus?.systems, dir, label, cpuProfile: options.cpuProfile });
+      const cpus = options.processes > 1 && options.cpus ? `0-${cpuList().length - 1}` : options.cpus?.systems;
+      const system = await startTubecache({ build, env: { ...tubecacheEnv, ...overrides }, cpus, dir, label, cpuProfile: options.cpuProfile, processes: options.processes });
       running.push(system);
       const stop = system.stop;
       system.stop = async () => {

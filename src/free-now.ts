@@ -9,5 +9,5 @@
  */
 export function freeNow(buffer: Buffer): void {
   const memory = buffer.buffer;
-  if (memory instanceof ArrayBuffer && buffer.byteOffset === 0 && memory.byteLength === buffer.length) memory.transfer(0);
+  if (memory instanceof ArrayBuffer && !memory.detached && buffer.byteOffset === 0 && memory.byteLength === buffer.length) memory.transfer(0);
 }

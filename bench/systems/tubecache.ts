@@ -30,6 +30,8 @@ export interface TubecacheOptions {
   cpuProfile: boolean;
   /** The node binary (default: the one running the bench), to compare Node majors. */
   node?: string;
+  /** Processes sharing the port (BENCH_PROCESSES; tubecache-cluster.mjs); 1: the command alone. */
+  processes?: number;
 }
 
 /** The Node flags on the command's first line (`#!/usr/bin/env -S node …`): the bench runs what `npm start` and the image run. */
@@ -47,7 +49,10 @@ export async function startTubecache(options: TubecacheOptions): Promise<System>
   const flags = shippedNodeFlags(options.build);
   const nodeArgs = [...flags, ...(options.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${join(options.dir, `${options.label}-profiles`)}`] : [])];
   const node = options.node ?? process.execPath;
-  const child = spawnPinned(node, [...nodeArgs, join(options.build, 'bin/tubecache.js'), 'serve'], {
+  const bin = join(options.build, 'bin/tubecache.js');
+  const processes = options.processes ?? 1;
+  const command = processes > 1 ? [fileURLToPath(new URL('./tubecache-cluster.mjs', import.meta.url)), bin, String(processes)] : [bin, 'serve'];
+  const child = spawnPinned(node, [...nodeArgs, ...command], {
     cpus: options.cpus,
     cwd: ROOT,
     // Only what the bench sets: no S3_*, PORT or LOG_LEVEL leaking in from the caller's shell.
@@ -60,7 +65,7 @@ export async function startTubecache(options: TubecacheOptions): Promise<System>
   return {
     name: 'tubecache',
     url,
-    version: `tubecache ${version} (compiled; Node ${node === process.execPath ? process.version : spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()}${flags.map((flag) => ` ${flag}`).join('')})`,
+    version: `tubecache ${version} (compiled${processes > 1 ? `, ${processes} processes on one port` : ''}; Node ${node === process.execPath ? process.version : spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()}${flags.map((flag) => ` ${flag}`).join('')})`,
     pid: child.pid!,
     stop: () => stopChild(child, 'SIGTERM'),
   };

@@ -203,6 +203,10 @@ export class S3Store implements ObjectStore {
     };
     const source = bytes ? undefined : Readable.from(watched(), { objectMode: false });
     const client = source ? this.#streamClient : this.client;
+    // Aborted when the put fails: S3 may refuse a streamed body before reading it all, and what is still
+    // queued in the socket are views of a slice whose owner lets it go (and frees it) once this settles.
+    const failed = new AbortController();
+    const abortSignal = options.signal ? AbortSignal.any([options.signal, failed.signal]) : failed.signal;
     const response = await translate(`put ${key}`, () =>
       client.send(
         new PutObjectCommand({
@@ -216,10 +220,11 @@ export class S3Store implements ObjectStore {
           // Bare: Ceph RGW refuses a quoted etag in If-Match (412 for the very etag it returned).
           IfMatch: options.ifMatch?.replaceAll('"', ''),
         }),
-        { abortSignal: options.signal },
+        { abortSignal },
       ),
     )
       .catch((error: unknown) => {
+        failed.abort(error);
         throw bodyFailure ?? error;
       })
       // The SDK may have wrapped the body (aws-chunked checksums) and dropped only its wrapper: let the source go too.
