@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { shippedNodeFlags } from '../../test/helpers/processes.js';
 import { freePort, spawnPinned, stopChild, waitUntilServing, type System } from './process.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -32,15 +33,6 @@ export interface TubecacheOptions {
   node?: string;
   /** Processes sharing the port (BENCH_PROCESSES; tubecache-cluster.mjs); 1: the command alone. */
   processes?: number;
-}
-
-/** The Node flags on the command's first line (`#!/usr/bin/env -S node …`): the bench runs what `npm start` and the image run. */
-export function shippedNodeFlags(build: string): string[] {
-  const shebang = readFileSync(join(build, 'bin/tubecache.js'), 'utf8').split('\n', 1)[0]!;
-  // Builds from before the flags had `#!/usr/bin/env node`: none.
-  const flags = /^#!\/usr\/bin\/env (?:-S )?node((?: --\S+)*)$/.exec(shebang);
-  if (!flags) throw new Error(`bin/tubecache.js: unexpected first line ${JSON.stringify(shebang)}`);
-  return flags[1]!.split(' ').filter(Boolean);
 }
 
 export async function startTubecache(options: TubecacheOptions): Promise<System> {

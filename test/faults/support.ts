@@ -14,7 +14,9 @@ import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { eventually } from '../helpers/harness.js';
 import { storedSlice } from '../helpers/slices.js';
 import type { Origin } from '../helpers/origin.js';
+import { shippedNodeFlags } from '../helpers/processes.js';
 
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = fileURLToPath(new URL('../../bin/tubecache.js', import.meta.url));
 
 /** The S3 deadlines as shipped (the harness relaxes them for the tests that are not about S3 faults). */
@@ -42,7 +44,8 @@ export interface ServeProcess {
 
 /** Starts `tubecache serve` with only `env` (plus PATH and HOME) and resolves once it listens. */
 export async function startServe(env: Record<string, string>): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve'], {
+  // With the command's own Node flags, as `npm start` and the image run it.
+  const child = spawn(process.execPath, [...shippedNodeFlags(ROOT), BIN, 'serve'], {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',
