@@ -616,8 +616,9 @@ export class TieredCache {
       for (let index = first; index <= last; index++) {
         const [from, to] = spanIn(sliceBytes, index, start, end);
         yield* this.#readSlice(video, manifest, index, index < last, from, to, open, signal);
-        this.#metrics.bytesServed.inc({ tier: open.current!.tier ?? open.current!.flight.tier, format: video.format }, to - from + 1);
-        this.#metrics.sliceReads.inc({ tier: open.current!.tier ?? open.current!.flight.tier });
+        const tier = open.current!.tier ?? open.current!.flight.tier;
+        this.#metrics.bytesServed.inc({ tier, format: video.format }, to - from + 1);
+        this.#metrics.sliceReads.inc({ tier });
         letGo(open.current!);
         open.current = open.ahead;
         open.ahead = undefined;
