@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import type { VideoId } from '../../src/origin/video-id.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { eventually, fixture, fixtureSha, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
-import { baseline, checkPersisted, serverConnections, streamGet, throughProxy } from './support.js';
+import { baseline, checkPersisted, faultAfter, serverConnections, streamGet, throughProxy } from './support.js';
 
 // One origin fault at a time, through a fault proxy in front of the origin's media server
 // (yt-dlp still reaches the origin directly). Serial: fd and socket counts are the process's.
@@ -100,9 +100,10 @@ test.serial('origin reset mid-body: resumed at the exact byte, exact body', asyn
   const before = baseline();
   const node = await h.node();
   const id = proxiedVideo();
-  proxy.set({ resetAfterBytes: 100 * 1024 });
-  // One reset, then a healthy origin again.
-  const healed = eventually(() => proxy.stats().resets >= 1, 30_000, 'a reset').then(() => proxy.clear());
+  // One reset 100 KiB in, then a healthy origin again.
+  const healed = faultAfter(proxy, 100 * 1024, { resetAfterBytes: 0 })
+    .then(() => eventually(() => proxy.stats().resets >= 1, 30_000, 'a reset'))
+    .then(() => proxy.clear());
   const reply = await streamGet(`${node.url}/proxy/${id}`);
   await healed;
   t.true(reply.complete);

@@ -9,9 +9,9 @@ import { loadConfig } from '../../src/config.js';
 import { isTubeError } from '../../src/errors.js';
 import type { VideoId } from '../../src/origin/video-id.js';
 import { slowDown, type FaultProxy } from '../helpers/fault-proxy.js';
-import { eventually, fixture, fixtureSha, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
+import { fixture, fixtureSha, sha256, startHarness, type Harness, type Node } from '../helpers/harness.js';
 import { chooseTestS3 } from '../helpers/s3.js';
-import { baseline, checkPersisted, DEFAULT_S3_DEADLINES, streamGet } from './support.js';
+import { baseline, checkPersisted, DEFAULT_S3_DEADLINES, faultAfter, streamGet } from './support.js';
 
 // One S3 fault at a time, each through the fault proxy in front of the test's real S3 server
 // (RGW from S3_TEST_ENDPOINT in CI). Serial: the fd and socket counts are the whole process's.
@@ -107,23 +107,16 @@ for (const [name, fault] of [
   });
 }
 
-/** Past two integrity chunks of the first slice, short of its end. */
+/**
+ * Past the manifest (~1 KiB) and two 64 KiB chunks of the first slice that passed their digest check
+ * (slice-codec.ts), short of the slice's end: the origin continues from the last checked byte.
+ */
 const CUT_AT = 160 * 1024;
 
-/** Cuts or stalls S3 inside the first slice's body, `from` the proxy's bytesDown when the read began; resolves when done. */
 const midSlice = {
-  // Bytes count per connection: the manifest (~1 KiB) passes, the first slice is cut ~160 KiB in, after two
-  // 64 KiB chunks passed their digest check (slice-codec.ts): the origin continues from the last checked byte.
-  'reset mid-slice': { logged: /ECONNRESET|aborted|socket hang up/, apply: async () => proxy.set({ resetAfterBytes: CUT_AT }) },
-  // Slowed so the stall lands inside the slice, then nothing more: S3_IDLE_TIMEOUT fires.
-  'stalled mid-slice': {
-    logged: /S3_IDLE_TIMEOUT/,
-    async apply(from: number) {
-      proxy.set({ bandwidth: 100_000 });
-      await eventually(() => proxy.stats().bytesDown - from > CUT_AT, 30_000, 'part of a slice to pass');
-      proxy.set({ frozen: true });
-    },
-  },
+  'reset mid-slice': { logged: /ECONNRESET|aborted|socket hang up/, toxics: { resetAfterBytes: 0 } },
+  // S3_IDLE_TIMEOUT fires.
+  'stalled mid-slice': { logged: /S3_IDLE_TIMEOUT/, toxics: { frozen: true } },
 };
 
 for (const [name, fault] of Object.entries(midSlice)) {
@@ -135,7 +128,7 @@ for (const [name, fault] of Object.entries(midSlice)) {
     const originBefore = h.origin.statsFor(id).requests.length;
     const bytesBefore = proxy.stats().bytesDown;
     const reply = servesExactly(t, node, id);
-    await fault.apply(bytesBefore);
+    await faultAfter(proxy, CUT_AT, fault.toxics);
     await reply;
     t.true(
       warnings.some((line) => line.includes('continuing from the origin') && fault.logged.test(line)),

@@ -10,7 +10,7 @@ import { openStore } from '../../src/cache/open-store.js';
 import { readAll } from '../../src/cache/store.js';
 import { loadConfig, SETTINGS } from '../../src/config.js';
 import { createMetrics } from '../../src/metrics.js';
-import type { FaultProxy } from '../helpers/fault-proxy.js';
+import type { FaultProxy, Toxics } from '../helpers/fault-proxy.js';
 import { eventually } from '../helpers/harness.js';
 import { storedSlice } from '../helpers/slices.js';
 import type { Origin } from '../helpers/origin.js';
@@ -197,6 +197,19 @@ export async function checkPersisted(t: ExecutionContext, env: Record<string, st
 }
 
 /** Established connections accepted on 127.0.0.1:`port` (the service's side of its clients' connections). */
+/**
+ * Lets `bytes` more response bytes through `proxy`, slowly, then applies `toxics` (a reset or a freeze
+ * mid-body). Slowed because a TCP reset discards what the receiver has not read yet: at full speed the
+ * whole cut could still sit in the client's socket buffer and be lost, and a resume would start where
+ * the request did instead of where the bytes stopped.
+ */
+export async function faultAfter(proxy: FaultProxy, bytes: number, toxics: Partial<Toxics>): Promise<void> {
+  const from = proxy.stats().bytesDown;
+  proxy.set({ bandwidth: 100_000 });
+  await eventually(() => proxy.stats().bytesDown - from > bytes, 30_000, `${bytes} bytes to pass`);
+  proxy.set(toxics);
+}
+
 export function serverConnections(port: number): number {
   // /proc/net/tcp writes 127.0.0.1:port as 0100007F:<port in hex>; state 01 is ESTABLISHED.
   const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
