@@ -94,7 +94,7 @@ export function clusterScenario(runs: number): Scenario {
           },
           notes: [
             `medians of ${runs} runs, each on a fresh video, after one unmeasured run on the three nodes; ${size.toLocaleString('en-US')} bytes; client i goes to node i mod ${NODES}; the nodes share the one CPU given to the systems under test`,
-            `a ${fmt(bench.config.SLICE_BYTES / MiB)} MiB slice takes ${fmt(sliceMs)} ms at the origin's nominal pace: a follower's first byte waits for the leader's whole first slice (streamed to S3 as it arrives), the upload's last round trip, and a lease poll (50 ms)`,
+            `a ${fmt(bench.config.SLICE_BYTES / MiB)} MiB slice takes ${fmt(sliceMs)} ms at the origin's nominal pace: a follower's first byte waits for the leader's whole first slice (streamed to S3 as it arrives), the upload's last round trip, and a poll (every 20 ms)`,
             ...incomplete,
           ],
           raw: results,

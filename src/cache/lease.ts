@@ -36,6 +36,13 @@ export interface Claim<T> {
   readonly found?: T;
 }
 
+/** A claim's first write, started before the claim (`LeaseBoard.begin`). */
+export interface EarlyLease {
+  readonly key: string;
+  /** The lease's etag when this node created it, undefined when another node holds it. */
+  readonly write: Promise<string | undefined>;
+}
+
 /**
  * Nodes sharing a bucket fetch each slice from the origin once between them.
  * Before going to the origin a node creates a small lease object for the
@@ -98,15 +105,40 @@ export class LeaseBoard {
   }
 
   /**
+   * Starts a claim's first write now, beside other work (a new video's
+   * manifest GET), so that the claim that may follow does not wait a round
+   * trip for it: pass it to `claim`, or to `drop` when no claim follows.
+   * Undefined until the probe has found conditional writes.
+   */
+  begin(key: string): EarlyLease | undefined {
+    if (this.#mode !== 'leases' || !this.#tier.available) return undefined;
+    const write = this.#write(key, 'held', { ifNoneMatch: '*' });
+    // Its failure is the claim's to handle, or nobody's.
+    write.catch(() => undefined);
+    return { key, write };
+  }
+
+  /** An early write no claim needed (the manifest was there): a lease it created is released at once, so nobody waits for it to lapse. */
+  async drop(early: EarlyLease): Promise<void> {
+    const etag = await early.write.catch(() => undefined);
+    if (!etag) return;
+    await this.#write(early.key, 'released', { ifMatch: etag }).catch((error: unknown) => this.#log.warn({ key: early.key, err: error }, 'lease write failed'));
+  }
+
+  /**
    * Claims the lease at `key`. `found(done)` looks for what the lease
    * guards: on every poll beside the lease's head (`done` undefined: where
    * the holder is expected to put it), and again where a done mark says it
-   * is. Store failures make this node fetch on its own rather than fail.
+   * is. `early`: this claim's first write, begun before (`begin`). Store
+   * failures make this node fetch on its own rather than fail.
    */
-  async claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal?: AbortSignal): Promise<Claim<T>> {
-    if (!this.#tier.available || !(await this.probe())) return {};
+  async claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal?: AbortSignal, early?: EarlyLease): Promise<Claim<T>> {
+    if (!this.#tier.available || !(await this.probe())) {
+      if (early) void this.drop(early);
+      return {};
+    }
     try {
-      const { claim, outcome } = await this.#claim(key, found, signal);
+      const { claim, outcome } = await this.#claim(key, found, signal, early?.write);
       this.#metrics.leases.inc({ outcome });
       return claim;
     } catch (error) {
@@ -117,10 +149,10 @@ export class LeaseBoard {
     }
   }
 
-  async #claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal: AbortSignal | undefined): Promise<{ claim: Claim<T>; outcome: LeaseOutcome }> {
+  async #claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal: AbortSignal | undefined, first: Promise<string | undefined> | undefined): Promise<{ claim: Claim<T>; outcome: LeaseOutcome }> {
     const deadline = Date.now() + this.#waitMs;
     let outcome: LeaseOutcome = 'held';
-    let etag = await this.#write(key, 'held', { ifNoneMatch: '*' });
+    let etag = await (first ?? this.#write(key, 'held', { ifNoneMatch: '*' }));
     let leaseLookAt = 0;
     while (!etag) {
       signal?.throwIfAborted();

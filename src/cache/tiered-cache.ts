@@ -12,7 +12,7 @@ import type { VideoId } from '../origin/video-id.js';
 import type { VideoRef, VideoRequest } from './keys.js';
 import { planHead } from './head.js';
 import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, mergeManifest, sliceBounds, sliceCount, withPersisted, type Manifest } from './manifest.js';
-import type { Done, LeaseBoard } from './lease.js';
+import type { Done, EarlyLease, LeaseBoard } from './lease.js';
 import type { DiskTier } from './disk-tier.js';
 import type { HeldSlice, MemoryTier } from './memory-tier.js';
 import type { Charge } from './slice-budget.js';
@@ -144,10 +144,13 @@ export class TieredCache {
     if (this.#store.available && !this.#absent?.has(videoKey(video))) {
       const index = firstByte === undefined ? undefined : Math.floor(firstByte / this.#config.SLICE_BYTES);
       const early = index === undefined ? undefined : this.#store.earlySlice(video, index);
+      // A new video's first lease is asked beside its manifest: a cold miss then waits one round trip before the origin, not two.
+      const lease = this.#leases.begin(this.#store.keys.lease(video, 0));
       try {
         const stored = await this.#storedManifest(video);
         if (early) this.#keepEarly(stored, index!, early);
         if (stored) {
+          if (lease) void this.#leases.drop(lease);
           this.#disk?.writeManifest(stored);
           return { manifest: stored, tier: this.#store.name };
         }
@@ -156,6 +159,7 @@ export class TieredCache {
         early?.cancel();
         this.#log.warn({ videoId: video.id, err: error }, 'store manifest read failed; using the origin');
       }
+      return this.#manifestFromOrigin(video, lease);
     }
     return this.#manifestFromOrigin(video);
   }
@@ -191,8 +195,8 @@ export class TieredCache {
    * size, type and version. Under the first slice's lease (src/cache/lease.ts):
    * a node that loses it waits for the holder's manifest instead of running yt-dlp.
    */
-  async #manifestFromOrigin(video: VideoRequest): Promise<{ manifest: Manifest; tier: TierName }> {
-    const claim = await this.#leases.claim(this.#store.keys.lease(video, 0), () => this.#storedManifest(video));
+  async #manifestFromOrigin(video: VideoRequest, early?: EarlyLease): Promise<{ manifest: Manifest; tier: TierName }> {
+    const claim = await this.#leases.claim(this.#store.keys.lease(video, 0), () => this.#storedManifest(video), undefined, early);
     if (claim.found) return { manifest: claim.found, tier: this.#store.name };
     const resolution = await this.#resolver.resolve(video).catch((error: unknown) => {
       void claim.lease?.release();

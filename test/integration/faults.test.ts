@@ -163,8 +163,10 @@ test('a resolution is reused until its expire= (less RESOLVE_MARGIN), then resol
   t.is(soon.sha256, sha256(fixture.subarray(2 * SLICE, 2 * SLICE + 1)));
   t.is(h.origin.statsFor(id).resolves, 1, 'reused while valid');
   await new Promise((resolve) => setTimeout(resolve, 5100));
-  const later = await node.get(`/proxy/${id}`, { Range: `bytes=${4 * SLICE}-` });
-  t.is(later.sha256, sha256(fixture.subarray(4 * SLICE)));
+  // One slice: what follows the new resolution ends well inside its own 4 to 5 s, even on a loaded machine
+  // (reading the rest of the video once outlived it and counted a third run).
+  const later = await node.get(`/proxy/${id}`, { Range: `bytes=${4 * SLICE}-${5 * SLICE - 1}` });
+  t.is(later.sha256, sha256(fixture.subarray(4 * SLICE, 5 * SLICE)));
   t.is(h.origin.statsFor(id).resolves, 2, 'one new resolution after expiry');
   t.true(h.origin.statsFor(id).requests.every((r) => r.status < 400), 'the expired URL was never sent');
 });

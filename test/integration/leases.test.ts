@@ -126,6 +126,43 @@ s3Test('a lease is renewed while held, taken over at once when released, and aft
   await Promise.all([a!.close(), b!.close()]);
 });
 
+s3Test('a cold miss asks for the first lease beside the manifest, not after its answer; a lease a stored manifest made needless is released at once', async (t) => {
+  const proxy = h.store.s3!.proxy;
+  const [a, b] = await nodes(2);
+  const id = h.video(fixture, { reportDuration: 30 });
+  const video = a!.service.cache.video(id as never);
+  const keys = a!.service.store.keys;
+  // Each S3 request's head as it reaches the proxy; 300 ms each way after that, so an answer takes at least 600 ms.
+  const seen: { at: number; method: string; path: string }[] = [];
+  const record = (head: { method: string; path: string }) => {
+    seen.push({ at: performance.now(), method: head.method, path: head.path });
+    return false;
+  };
+  proxy.failRequests({ status: 500, count: Infinity, match: record });
+  proxy.set({ latencyMs: 300 });
+  const reply = await a!.get(`/proxy/${id}`).finally(() => proxy.clear());
+  t.is(reply.sha256, fixtureSha);
+  const sent = (method: string, key: string) => seen.find((head) => head.method === method && decodeURIComponent(head.path.split('?')[0]!).endsWith(`/${key}`));
+  const manifestGet = sent('GET', keys.manifest(video));
+  const leasePut = sent('PUT', keys.lease(video, 0));
+  t.truthy(manifestGet && leasePut);
+  t.true(leasePut!.at - manifestGet!.at < 300, `the lease PUT left ${Math.round(leasePut!.at - manifestGet!.at)} ms after the manifest GET (whose answer takes 600 ms or more)`);
+
+  await a!.service.cache.idle();
+  const lease = keys.lease(video, 0);
+  t.is((await a!.service.store.store.head(lease))?.metadata.state, 'done');
+  // A node that finds the manifest: its early put is refused by the done lease, which stays as it was.
+  t.is((await b!.get(`/proxy/${id}`, { range: 'bytes=0-1023' })).sha256, sha256(fixture.subarray(0, 1024)));
+  t.like((await a!.service.store.store.head(lease))?.metadata, { state: 'done', node: a!.service.leases.node });
+  // Pruned (older than SHARED_TTL) while the manifest stays: a third node's early put creates the lease, then releases it.
+  await a!.service.store.store.delete([lease]);
+  const c = await h.node();
+  t.is((await c.get(`/proxy/${id}`, { range: 'bytes=0-1023' })).sha256, sha256(fixture.subarray(0, 1024)));
+  await eventually(async () => (await c.service.store.store.head(lease))?.metadata.state === 'released', 10_000, 'the needless lease released');
+  t.is((await c.service.store.store.head(lease))?.metadata.node, c.service.leases.node);
+  await Promise.all([a!.close(), b!.close(), c.close()]);
+});
+
 /**
  * Two nodes: A holds slice 5's lease and never marks it done (a holder between its upload and its done write);
  * B has learnt the video from slice 0. LEASE_WAIT 30 s: a follower that waited for the done mark would give up
