@@ -39,8 +39,8 @@ export interface Claim<T> {
 /** A claim's first write, started before the claim (`LeaseBoard.begin`). */
 export interface EarlyLease {
   readonly key: string;
-  /** The lease's etag when this node created it, undefined when another node holds it. */
-  readonly write: Promise<string | undefined>;
+  /** The lease's etag when this node created it (undefined when another node holds it), and when the store answered. */
+  readonly write: Promise<{ etag: string | undefined; at: number }>;
 }
 
 /**
@@ -112,7 +112,7 @@ export class LeaseBoard {
    */
   begin(key: string): EarlyLease | undefined {
     if (this.#mode !== 'leases' || !this.#tier.available) return undefined;
-    const write = this.#write(key, 'held', { ifNoneMatch: '*' });
+    const write = this.#write(key, 'held', { ifNoneMatch: '*' }).then((etag) => ({ etag, at: Date.now() }));
     // Its failure is the claim's to handle, or nobody's.
     write.catch(() => undefined);
     return { key, write };
@@ -120,7 +120,7 @@ export class LeaseBoard {
 
   /** An early write no claim needed (the manifest was there): a lease it created is released at once, so nobody waits for it to lapse. */
   async drop(early: EarlyLease): Promise<void> {
-    const etag = await early.write.catch(() => undefined);
+    const etag = (await early.write.catch(() => undefined))?.etag;
     if (!etag) return;
     await this.#write(early.key, 'released', { ifMatch: etag }).catch((error: unknown) => this.#log.warn({ key: early.key, err: error }, 'lease write failed'));
   }
@@ -138,7 +138,7 @@ export class LeaseBoard {
       return {};
     }
     try {
-      const { claim, outcome } = await this.#claim(key, found, signal, early?.write);
+      const { claim, outcome } = await this.#claim(key, found, signal, early);
       this.#metrics.leases.inc({ outcome });
       return claim;
     } catch (error) {
@@ -149,10 +149,10 @@ export class LeaseBoard {
     }
   }
 
-  async #claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal: AbortSignal | undefined, first: Promise<string | undefined> | undefined): Promise<{ claim: Claim<T>; outcome: LeaseOutcome }> {
+  async #claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal: AbortSignal | undefined, early: EarlyLease | undefined): Promise<{ claim: Claim<T>; outcome: LeaseOutcome }> {
     const deadline = Date.now() + this.#waitMs;
     let outcome: LeaseOutcome = 'held';
-    let etag = await (first ?? this.#write(key, 'held', { ifNoneMatch: '*' }));
+    let etag = early ? await this.#current(early) : await this.#write(key, 'held', { ifNoneMatch: '*' });
     let leaseLookAt = 0;
     while (!etag) {
       signal?.throwIfAborted();
@@ -196,11 +196,25 @@ export class LeaseBoard {
     return { claim: { lease }, outcome };
   }
 
+  /**
+   * An early write's etag, renewed first when a renewal is already due (a slow manifest GET ran in between):
+   * a lease this node held unrenewed for that long could not otherwise be trusted not to lapse before
+   * its first renewal. Undefined when another node holds the lease, or took it over meanwhile.
+   */
+  async #current(early: EarlyLease): Promise<string | undefined> {
+    const { etag, at } = await early.write;
+    if (!etag || Date.now() - at < this.renewEveryMs) return etag;
+    return this.#write(early.key, 'held', { ifMatch: etag });
+  }
+
   /** Puts the lease object; its etag, or undefined when the condition failed (another node got there first). */
   async #write(key: string, state: LeaseState, condition: { ifNoneMatch?: '*'; ifMatch?: string }, where?: 'slices' | 'shared'): Promise<string | undefined> {
     const metadata = { node: this.node, state, ttl: String(state === 'held' ? this.#ttlMs : 0), ...(where && { where }) };
     try {
-      return await this.#tier.putObject(key, Buffer.from(this.node), { contentType: 'text/plain', metadata, ...condition });
+      // S3's ETag is the body's MD5: a body of its own per write, so that an If-Match on the ETag read means "nobody wrote since".
+      // With the same body twice (this node taking back a lease it released), two nodes' takeovers could both match.
+      const body = Buffer.from(`${this.node} ${randomBytes(6).toString('hex')}`);
+      return await this.#tier.putObject(key, body, { contentType: 'text/plain', metadata, ...condition });
     } catch (error) {
       if (isTubeError(error, 'PRECONDITION_FAILED')) return undefined;
       throw error;

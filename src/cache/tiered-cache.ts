@@ -150,8 +150,8 @@ export class TieredCache {
         const stored = await this.#storedManifest(video);
         if (early) this.#keepEarly(stored, index!, early);
         if (stored) {
-          if (lease) void this.#leases.drop(lease);
           this.#disk?.writeManifest(stored);
+          if (lease) void this.#leases.drop(lease);
           return { manifest: stored, tier: this.#store.name };
         }
         this.#absent?.set(videoKey(video), true);

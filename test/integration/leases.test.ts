@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import test from 'ava';
 import { createManifest, isHeadSlice, withPersisted, type Manifest } from '../../src/cache/manifest.js';
 import { loadConfig } from '../../src/config.js';
+import { isTubeError } from '../../src/errors.js';
 import { createMetrics } from '../../src/metrics.js';
 import { runDoctor } from '../../src/ops/doctor.js';
 import { startServe, streamGet } from '../faults/support.js';
@@ -126,41 +127,95 @@ s3Test('a lease is renewed while held, taken over at once when released, and aft
   await Promise.all([a!.close(), b!.close()]);
 });
 
-s3Test('a cold miss asks for the first lease beside the manifest, not after its answer; a lease a stored manifest made needless is released at once', async (t) => {
+/** Records the S3 requests that reach the harness's S3 proxy while `run` runs: when each head arrived, its method and key. */
+async function s3Requests<T>(run: () => Promise<T>): Promise<{ result: T; sent: (method: string, key: string) => number | undefined }> {
   const proxy = h.store.s3!.proxy;
-  const [a, b] = await nodes(2);
-  const id = h.video(fixture, { reportDuration: 30 });
-  const video = a!.service.cache.video(id as never);
-  const keys = a!.service.store.keys;
-  // Each S3 request's head as it reaches the proxy; 300 ms each way after that, so an answer takes at least 600 ms.
   const seen: { at: number; method: string; path: string }[] = [];
   const record = (head: { method: string; path: string }) => {
-    seen.push({ at: performance.now(), method: head.method, path: head.path });
+    seen.push({ at: performance.now(), method: head.method, path: decodeURIComponent(head.path.split('?')[0]!) });
     return false;
   };
   proxy.failRequests({ status: 500, count: Infinity, match: record });
-  proxy.set({ latencyMs: 300 });
-  const reply = await a!.get(`/proxy/${id}`).finally(() => proxy.clear());
-  t.is(reply.sha256, fixtureSha);
-  const sent = (method: string, key: string) => seen.find((head) => head.method === method && decodeURIComponent(head.path.split('?')[0]!).endsWith(`/${key}`));
-  const manifestGet = sent('GET', keys.manifest(video));
-  const leasePut = sent('PUT', keys.lease(video, 0));
-  t.truthy(manifestGet && leasePut);
-  t.true(leasePut!.at - manifestGet!.at < 300, `the lease PUT left ${Math.round(leasePut!.at - manifestGet!.at)} ms after the manifest GET (whose answer takes 600 ms or more)`);
+  const result = await run().finally(() => proxy.clear());
+  return { result, sent: (method, key) => seen.find((head) => head.method === method && head.path.endsWith(`/${key}`))?.at };
+}
+
+s3Test('a cold miss asks for the first lease beside the manifest, not after its answer; a lease a stored manifest made needless is released at once', async (t) => {
+  const [a, b, c] = await nodes(3);
+  t.teardown(() => Promise.all([a!.close(), b!.close(), c!.close()]));
+  const id = h.video(fixture, { reportDuration: 30 });
+  const video = a!.service.cache.video(id as never);
+  const keys = a!.service.store.keys;
+  const lease = keys.lease(video, 0);
+  const head = keys.manifest(video);
+
+  // 300 ms each way past the proxy: a GET's answer takes 600 ms or more.
+  const cold = await s3Requests(() => {
+    h.store.s3!.proxy.set({ latencyMs: 300 });
+    return a!.get(`/proxy/${id}`);
+  });
+  t.is(cold.result.sha256, fixtureSha);
+  const manifestGet = cold.sent('GET', head);
+  const leasePut = cold.sent('PUT', lease);
+  if (manifestGet === undefined || leasePut === undefined) return t.fail(`manifest GET at ${manifestGet}, lease PUT at ${leasePut}`);
+  t.true(leasePut - manifestGet < 300, `the lease PUT left ${Math.round(leasePut - manifestGet)} ms after the manifest GET`);
 
   await a!.service.cache.idle();
-  const lease = keys.lease(video, 0);
-  t.is((await a!.service.store.store.head(lease))?.metadata.state, 'done');
+  t.like((await a!.service.store.store.head(lease))?.metadata, { state: 'done', node: a!.service.leases.node });
   // A node that finds the manifest: its early put is refused by the done lease, which stays as it was.
-  t.is((await b!.get(`/proxy/${id}`, { range: 'bytes=0-1023' })).sha256, sha256(fixture.subarray(0, 1024)));
+  const warm = await s3Requests(() => b!.get(`/proxy/${id}`, { range: 'bytes=0-1023' }));
+  t.is(warm.result.sha256, sha256(fixture.subarray(0, 1024)));
+  t.not(warm.sent('PUT', lease), undefined, 'the early put was made');
   t.like((await a!.service.store.store.head(lease))?.metadata, { state: 'done', node: a!.service.leases.node });
   // Pruned (older than SHARED_TTL) while the manifest stays: a third node's early put creates the lease, then releases it.
   await a!.service.store.store.delete([lease]);
-  const c = await h.node();
-  t.is((await c.get(`/proxy/${id}`, { range: 'bytes=0-1023' })).sha256, sha256(fixture.subarray(0, 1024)));
-  await eventually(async () => (await c.service.store.store.head(lease))?.metadata.state === 'released', 10_000, 'the needless lease released');
-  t.is((await c.service.store.store.head(lease))?.metadata.node, c.service.leases.node);
-  await Promise.all([a!.close(), b!.close(), c.close()]);
+  t.is((await c!.get(`/proxy/${id}`, { range: 'bytes=0-1023' })).sha256, sha256(fixture.subarray(0, 1024)));
+  await eventually(async () => (await c!.service.store.store.head(lease))?.metadata.state === 'released', 10_000, 'the needless lease released');
+  t.is((await c!.service.store.store.head(lease))?.metadata.node, c!.service.leases.node);
+});
+
+s3Test('every lease write has an ETag of its own: a node taking back the lease it released leaves no stale ETag for another to match', async (t) => {
+  const [a] = await nodes(1);
+  t.teardown(() => a!.close());
+  const key = a!.service.store.keys.lease(a!.service.cache.video(h.video() as never), 4);
+  const nothing = async () => undefined;
+  const first = await a!.service.leases.claim(key, nothing);
+  await first.lease!.release();
+  // What another node read just before this node took the lease back (with If-Match on that same ETag).
+  const read = (await a!.service.store.store.head(key))!.etag;
+  const again = await a!.service.leases.claim(key, nothing);
+  t.truthy(again.lease, 'taken back');
+  const late = a!.service.store.store.put(key, Buffer.from('another node'), { contentType: 'text/plain', ifMatch: read });
+  t.true(isTubeError(await t.throwsAsync(late), 'PRECONDITION_FAILED'), 'a put on the ETag read before is refused');
+  t.is((await a!.service.store.store.head(key))!.metadata.node, a!.service.leases.node, 'the other node\'s takeover was refused');
+  await again.lease!.release();
+});
+
+s3Test('an early lease put more than a renewal period before its claim is renewed before the claim holds it', async (t) => {
+  // Renewed every 1 s.
+  const [a] = await nodes(1, { LEASE_TTL: '3s' });
+  t.teardown(() => a!.close());
+  const board = a!.service.leases;
+  const video = a!.service.cache.video(h.video() as never);
+  const nothing = async () => undefined;
+  const etagOf = async (key: string) => (await a!.service.store.store.head(key))?.etag;
+
+  const fresh = a!.service.store.keys.lease(video, 1);
+  const quick = board.begin(fresh)!;
+  const put = (await quick.write).etag;
+  const held = await board.claim(fresh, nothing, undefined, quick);
+  t.truthy(held.lease);
+  t.is(await etagOf(fresh), put, 'claimed at once: the early put is the lease, no second write');
+  await held.lease!.release();
+
+  const stale = a!.service.store.keys.lease(video, 2);
+  const slow = board.begin(stale)!;
+  const first = (await slow.write).etag;
+  await new Promise((resolve) => setTimeout(resolve, 1_200));
+  const renewed = await board.claim(stale, nothing, undefined, slow);
+  t.truthy(renewed.lease);
+  t.not(await etagOf(stale), first, 'a renewal period later: rewritten (If-Match) before the claim returned');
+  await renewed.lease!.release();
 });
 
 /**
