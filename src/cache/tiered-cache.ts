@@ -141,11 +141,12 @@ export class TieredCache {
       this.#memory.putManifest(onDisk);
       return { manifest: onDisk, tier: 'disk' };
     }
+    let lease: EarlyLease | undefined;
     if (this.#store.available && !this.#absent?.has(videoKey(video))) {
       const index = firstByte === undefined ? undefined : Math.floor(firstByte / this.#config.SLICE_BYTES);
       const early = index === undefined ? undefined : this.#store.earlySlice(video, index);
       // A new video's first lease is asked beside its manifest: a cold miss then waits one round trip before the origin, not two.
-      const lease = this.#leases.begin(this.#store.keys.lease(video, 0));
+      lease = this.#leases.begin(this.#store.keys.lease(video, 0));
       try {
         const stored = await this.#storedManifest(video);
         if (early) this.#keepEarly(stored, index!, early);
@@ -159,9 +160,8 @@ export class TieredCache {
         early?.cancel();
         this.#log.warn({ videoId: video.id, err: error }, 'store manifest read failed; using the origin');
       }
-      return this.#manifestFromOrigin(video, lease);
     }
-    return this.#manifestFromOrigin(video);
+    return this.#manifestFromOrigin(video, lease);
   }
 
   /** A slice GET started beside its manifest's: kept for the read about to open it when the store is where that read will look, else let go. */
