@@ -29,6 +29,8 @@ export interface BenchOptions {
   cpus: { systems: string; bench: string } | undefined;
   /** tubecache processes sharing the port (BENCH_PROCESSES), pinned to every CPU when more than one: a per-machine figure. */
   processes: number;
+  /** BENCH_PEERS=1: tubecache processes stream slices from each other (PEER_URL, PEER_TOKEN). */
+  peers: boolean;
   cpuProfile: boolean;
   /** Extra environment for every tubecache process (BENCH_ENV_*), recorded with the results. */
   tubecacheEnv: Record<string, string>;

@@ -15,6 +15,7 @@
  *   BENCH_PRUNE_VIDEOS       video counts of the prune scenario (default 20000,100000; `npm run bench:prune` runs it alone)
  *   BENCH_PIN=0              do not pin the systems and the bench to separate CPUs
  *   BENCH_PROCESSES=2        tubecache as that many processes on one port (node:cluster), on every CPU: a per-machine figure (BENCH_ONLY=1,2)
+ *   BENCH_PEERS=1            tubecache processes stream slices from each other (PEER_URL, PEER_TOKEN; scenario 11)
  *   BENCH_CPU_PROFILE=1      tubecache processes write V8 CPU profiles (kept with BENCH_KEEP)
  *   BENCH_ENV_<NAME>=value   sets NAME for the tubecache processes, for experiments (BENCH_ENV_NODE_OPTIONS=--max-semi-space-size=2)
  *   BENCH_KEEP=1             keep the temporary directory (logs, configs, profiles)
@@ -85,6 +86,7 @@ function readOptions(): BenchOptions {
     cpus: pin ? { systems: String(cores - 1), bench: cores === 2 ? '0' : `0-${cores - 2}` } : undefined,
     cpuProfile: env.BENCH_CPU_PROFILE === '1',
     processes: number('BENCH_PROCESSES', 1, 1),
+    peers: /^(1|true|yes)$/i.test(env.BENCH_PEERS ?? ''),
     tubecacheEnv: Object.fromEntries(Object.entries(env).flatMap(([name, value]) => (name.startsWith('BENCH_ENV_') && value !== undefined ? [[name.slice('BENCH_ENV_'.length), value]] : []))),
     only: new Set((env.BENCH_ONLY ?? '').split(',').map((id) => id.trim()).filter(Boolean)),
   };
@@ -102,7 +104,7 @@ function scenarios(options: BenchOptions): Scenario[] {
     pruneScenario(pruneSizes(env.BENCH_PRUNE_VIDEOS)),
     slowReadersScenario(options.memoryClients),
     // Nodes share fetches through S3 leases: on the disk store the scenario is left out (logged in main).
-    ...(env.S3_ENDPOINT ? [clusterScenario(options.repeats)] : []),
+    ...(env.S3_ENDPOINT ? [clusterScenario(options.repeats, options.peers)] : []),
     diskTierScenario(parseSize(env.BENCH_DISK_MEMORY ?? '32MiB')),
   ];
 }
@@ -152,7 +154,7 @@ async function main(): Promise<void> {
     const build = buildTubecache();
     const startOne = async (label: string, overrides: Record<string, string>) => {
       const cpus = options.processes > 1 && options.cpus ? `0-${cpuList().length - 1}` : options.cpus?.systems;
-      const system = await startTubecache({ build, env: { ...tubecacheEnv, ...overrides }, cpus, dir, label, cpuProfile: options.cpuProfile, processes: options.processes });
+      const system = await startTubecache({ build, env: { ...tubecacheEnv, ...overrides }, cpus, dir, label, cpuProfile: options.cpuProfile, processes: options.processes, peers: options.peers });
       running.push(system);
       const stop = system.stop;
       system.stop = async () => {

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { ConfigError } from './errors.js';
 import { parseFormats, type Formats } from './origin/format.js';
 import { parseDuration, parseSize } from './units.js';
@@ -96,6 +97,13 @@ const baseUrl = (doc: string): Setting<string> => ({
   },
 });
 
+/** This node's address for the other nodes: a base URL in which `{hostname}` stands for the machine's host name (one value for every node). */
+const peerUrl = (doc: string): Setting<string> => ({
+  default: '',
+  doc,
+  parse: (raw, name) => baseUrl(doc).parse(raw.replaceAll('{hostname}', hostname()), name),
+});
+
 /** Named yt-dlp format selectors: `name=selector,…`, the first the default (src/origin/format.ts). */
 const formatMap = (defaultValue: string, doc: string): Setting<Formats> => ({
   default: defaultValue,
@@ -160,6 +168,8 @@ export const SETTINGS = {
   LEASE_TTL: duration('10s', 'a slice lease (nodes sharing a bucket) lapses this long after its last renewal; judged on the S3 clock, whose times are whole seconds', 2_000),
   LEASE_WAIT: duration('20s', 'a node waiting for another node\'s slice fetches it from the origin itself after this long', 1),
   SHARED_TTL: duration('10m', 'prune deletes slices beyond the head that a node uploaded for other nodes (and lapsed leases) once they are this old'),
+  PEER_URL: peerUrl('this node\'s address as the other nodes on the bucket reach it, e.g. http://{hostname}.vm.myapp.internal:8080 ({hostname}: the machine\'s host name); with PEER_TOKEN, a node waiting for a slice another node is fetching streams it from that node as it arrives instead of waiting for its upload'),
+  PEER_TOKEN: str('', 'the bearer token nodes send each other for /peer/ (the same on every node, not ADMIN_TOKEN; at least 16 characters)'),
   ACCESS_TOUCH_INTERVAL: duration('1m', 'how often one process records a video\'s last access in S3'),
   STORE_ABSENT_TTL: duration('10s', 'how long a process remembers that the store had no manifest for a video, so a retry goes straight to the origin (0: ask the store every time)'),
 
@@ -220,6 +230,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (result.MEMORY_CACHE_BYTES < 2 * result.SLICE_BYTES) throw new ConfigError('MEMORY_CACHE_BYTES', `must hold at least two slices (2 × SLICE_BYTES = ${2 * result.SLICE_BYTES} bytes)`);
   // Refused rather than ignored: an operator who set it expects a second tier that would not exist.
   if (result.DISK_CACHE_DIR && !result.S3_ENDPOINT) throw new ConfigError('DISK_CACHE_DIR', 'needs S3_ENDPOINT: without S3 the disk store under DATA_DIR already is the store; unset DISK_CACHE_DIR');
+  // Both or neither: an address without a token could not be asked, a token without an address never would be.
+  if ((result.PEER_URL === '') !== (result.PEER_TOKEN === '')) throw new ConfigError(result.PEER_URL ? 'PEER_TOKEN' : 'PEER_URL', 'PEER_URL and PEER_TOKEN are set together (streaming slices between nodes) or not at all');
+  if (result.PEER_TOKEN && result.PEER_TOKEN.length < 16) throw new ConfigError('PEER_TOKEN', 'must be at least 16 characters');
+  // Every node holds the peer token; the admin token opens deletes and prunes, so it is not to be one of them.
+  if (result.PEER_TOKEN && result.PEER_TOKEN === result.ADMIN_TOKEN) throw new ConfigError('PEER_TOKEN', 'must differ from ADMIN_TOKEN');
   if (!result.YTDLP_URL_TEMPLATE.includes('{id}')) throw new ConfigError('YTDLP_URL_TEMPLATE', 'must contain {id}');
   return result;
 }

@@ -74,6 +74,7 @@ export function createMetrics() {
     uploadsDropped: new Counter({ name: 'tubecache_uploads_dropped_total', help: 'Slices not uploaded because the queue was full or S3 was down', registers }),
     uploads: new Counter({ name: 'tubecache_uploads_total', help: 'Slice uploads by outcome', labelNames: ['outcome'], registers }),
     leases: new Counter({ name: 'tubecache_leases_total', help: 'Slice lease claims between nodes on one bucket, by outcome', labelNames: ['outcome'], registers }),
+    peerReads: new Counter({ name: 'tubecache_peer_reads_total', help: 'Slices asked of the node holding their lease (PEER_URL), by outcome: streamed, absent (it had none), failed', labelNames: ['outcome'], registers }),
     memoryBytes: new Gauge({ name: 'tubecache_memory_cache_bytes', help: 'Bytes of the slices cached by the memory tier (a part of tubecache_slice_bytes_live)', registers, collect() { this.set(sources.memory?.().bytes ?? 0); } }),
     memoryBudget: new Gauge({ name: 'tubecache_memory_cache_budget_bytes', help: 'Byte budget of the memory tier (MEMORY_CACHE_BYTES)', registers, collect() { this.set(sources.memory?.().budget ?? 0); } }),
     sliceBytesLive: new Gauge({

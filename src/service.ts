@@ -6,6 +6,7 @@ import type Koa from 'koa';
 import { DiskTier } from './cache/disk-tier.js';
 import { LeaseBoard } from './cache/lease.js';
 import { MemoryTier } from './cache/memory-tier.js';
+import { PeerClient } from './cache/peer-client.js';
 import { SliceBudget } from './cache/slice-budget.js';
 import { openStore } from './cache/open-store.js';
 import { S3Store } from './cache/s3-store.js';
@@ -16,6 +17,7 @@ import { ConfigError, isTubeError } from './errors.js';
 import { adminApi, createAdminApp } from './http/admin.js';
 import { createApp } from './http/app.js';
 import { memoryHitFirst } from './http/memory-hit.js';
+import { peerApi } from './http/peer.js';
 import type { AppServices, ReadinessCheck } from './http/services.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Pruner } from './ops/prune.js';
@@ -48,6 +50,8 @@ export class Service implements AppServices {
   /** This node's disk tier between memory and S3 (DISK_CACHE_DIR), when set. */
   readonly disk: DiskTier | undefined;
   readonly leases: LeaseBoard;
+  /** Streams slices from the nodes holding their leases, when PEER_URL is set. */
+  readonly peers: PeerClient | undefined;
   readonly resolver: Resolver;
   readonly fetcher: OriginFetcher;
   readonly cache: TieredCache;
@@ -67,12 +71,13 @@ export class Service implements AppServices {
     this.store = store;
     this.disk = disk;
     this.leases = new LeaseBoard({ tier: store, config, metrics, logger });
+    this.peers = config.PEER_URL ? new PeerClient({ config, metrics, logger }) : undefined;
     this.resolver = new Resolver({ config, metrics: this.metrics, logger });
     this.fetcher = new OriginFetcher({ config, resolver: this.resolver, metrics: this.metrics, logger });
-    this.cache = new TieredCache({ config, memory: this.memory, store, disk, leases: this.leases, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });
+    this.cache = new TieredCache({ config, memory: this.memory, store, disk, leases: this.leases, peers: this.peers, resolver: this.resolver, fetcher: this.fetcher, metrics: this.metrics, logger });
     this.pruner = new Pruner({ store, config, metrics: this.metrics, logger });
     const admin = config.ADMIN_TOKEN !== '';
-    this.app = createApp(this, admin && config.ADMIN_PORT === 0 ? adminApi(this) : undefined);
+    this.app = createApp(this, { admin: admin && config.ADMIN_PORT === 0 ? adminApi(this) : undefined, peer: this.peers && peerApi(this) });
     this.adminApp = admin && config.ADMIN_PORT !== 0 ? createAdminApp(this) : undefined;
     if (config.PRUNE_INTERVAL) this.pruner.schedule(config.PRUNE_INTERVAL);
   }
@@ -144,6 +149,7 @@ export class Service implements AppServices {
     await this.cache.close(Math.max(0, deadline - Date.now()));
     this.leases.close();
     this.fetcher.close();
+    this.peers?.close();
     await Promise.all([this.store.store.close(), this.disk?.close()]);
   }
 }

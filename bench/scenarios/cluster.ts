@@ -33,13 +33,13 @@ interface ClusterRun {
   incomplete: number;
 }
 
-export function clusterScenario(runs: number): Scenario {
+export function clusterScenario(runs: number, peers: boolean): Scenario {
   const ids = { cluster: Array.from({ length: runs }, () => newVideoId('clus')), alone: Array.from({ length: runs }, () => newVideoId('alon')) };
   const warmId = newVideoId('warm');
   const size = VIDEO_KINDS.long.size;
   const scenario: Scenario = {
     id: '11',
-    title: `Nodes on one bucket: ${CLIENTS} cold clients over ${NODES} nodes, origin at 4 MiB/s`,
+    title: `Nodes on one bucket: ${CLIENTS} cold clients over ${NODES} nodes, origin at 4 MiB/s${peers ? ', streaming slices from each other (PEER_URL)' : ''}`,
     videos: [...ids.cluster, ...ids.alone, warmId].map((id) => ({ id, kind: 'long' as const })),
     async run(bench) {
       if (!bench.tubecacheEnv.S3_ENDPOINT) throw new Error('scenario 11 needs S3 with conditional writes: set S3_ENDPOINT (and its keys, S3_BUCKET)');
@@ -94,7 +94,9 @@ export function clusterScenario(runs: number): Scenario {
           },
           notes: [
             `medians of ${runs} runs, each on a fresh video, after one unmeasured run on the three nodes; ${size.toLocaleString('en-US')} bytes; client i goes to node i mod ${NODES}; the nodes share the one CPU given to the systems under test`,
-            `a ${fmt(bench.config.SLICE_BYTES / MiB)} MiB slice takes ${fmt(sliceMs)} ms at the origin's nominal pace: a follower's first byte waits for the leader's whole first slice (streamed to S3 as it arrives), the upload's last round trip, and a poll (every 20 ms)`,
+            peers
+              ? `PEER_URL set (BENCH_PEERS=1): a follower streams a slice from the node holding its lease as it arrives; a ${fmt(bench.config.SLICE_BYTES / MiB)} MiB slice takes ${fmt(sliceMs)} ms at the origin's nominal pace`
+              : `a ${fmt(bench.config.SLICE_BYTES / MiB)} MiB slice takes ${fmt(sliceMs)} ms at the origin's nominal pace: without PEER_URL a follower's first byte waits for the leader's whole first slice (streamed to S3 as it arrives), the upload's last round trip, and a poll (every 20 ms)`,
             ...incomplete,
           ],
           raw: results,

@@ -33,6 +33,8 @@ export interface TubecacheOptions {
   node?: string;
   /** Processes sharing the port (BENCH_PROCESSES; tubecache-cluster.mjs); 1: the command alone. */
   processes?: number;
+  /** Sets PEER_URL (this process's address) and PEER_TOKEN: nodes on one bucket stream slices from each other. */
+  peers?: boolean;
 }
 
 export async function startTubecache(options: TubecacheOptions): Promise<System> {
@@ -48,7 +50,7 @@ export async function startTubecache(options: TubecacheOptions): Promise<System>
     cpus: options.cpus,
     cwd: ROOT,
     // Only what the bench sets: no S3_*, PORT or LOG_LEVEL leaking in from the caller's shell.
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env, PORT: String(port), HOST: '127.0.0.1' },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env, PORT: String(port), HOST: '127.0.0.1', ...(options.peers && { PEER_URL: `http://127.0.0.1:${port}`, PEER_TOKEN: 'bench-peer-token-0123456789' }) },
     logFile,
   });
   const url = `http://127.0.0.1:${port}`;

@@ -12,11 +12,13 @@ import type { ObjectHead } from './store.js';
 const POLL_MS = 20;
 /** How often it also looks at the lease itself (released, lapsed, or done elsewhere): lapses take LEASE_TTL, so this need not be quick. */
 const LEASE_LOOK_MS = 200;
+/** How long a deferring claim (ClaimOptions.defer) leaves a missing lease to other nodes: a node already fetching the video claims its next slice within a few ms. */
+const DEFER_MS = 100;
 /** After a probe the store did not answer, claims go without leases this long before the next probe. */
 const PROBE_RETRY_MS = 5_000;
 
-/** tubecache_leases_total's outcomes: the lease created, taken over, another node's bytes read, LEASE_WAIT spent, S3 failing. */
-type LeaseOutcome = 'held' | 'taken-over' | 'followed' | 'gave-up' | 'error';
+/** tubecache_leases_total's outcomes: the lease created, taken over, another node's bytes read from the store or streamed from the holder, LEASE_WAIT spent, S3 failing. */
+type LeaseOutcome = 'held' | 'taken-over' | 'followed' | 'streamed' | 'gave-up' | 'error';
 
 /** What a lease object says (its metadata; S3 lower-cases the names). */
 type LeaseState = 'held' | 'done' | 'released';
@@ -34,6 +36,24 @@ export interface Done {
 export interface Claim<T> {
   readonly lease?: Lease;
   readonly found?: T;
+}
+
+/** How a claim looks for what its lease guards (besides `found`), and what it may start from. */
+export interface ClaimOptions<T> {
+  readonly signal?: AbortSignal;
+  /** This claim's first write, begun before (`LeaseBoard.begin`). */
+  readonly early?: EarlyLease;
+  /**
+   * The bytes from the holder itself while it fetches them, asked at each look at a lease
+   * held by a node that names its address (PEER_URL); undefined when it has nothing to give.
+   */
+  readonly fromHolder?: (holder: string) => Promise<T | undefined>;
+  /**
+   * Leaves a lease nobody holds yet to the other nodes for DEFER_MS before creating it: for a
+   * node that would have to run yt-dlp to fetch, while another node that has the URL is
+   * about to claim the slice (its read-ahead), racing to be first would cost a yt-dlp run.
+   */
+  readonly defer?: boolean;
 }
 
 /** A claim's first write, started before the claim (`LeaseBoard.begin`). */
@@ -61,6 +81,8 @@ export class LeaseBoard {
   readonly #tier: StoreTier;
   readonly #ttlMs: number;
   readonly #waitMs: number;
+  /** Named in the leases this node holds, so that a waiting node can stream the slice from it (PEER_URL). */
+  readonly #peerUrl: string;
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #held = new Set<Lease>();
@@ -72,6 +94,7 @@ export class LeaseBoard {
     this.#tier = options.tier;
     this.#ttlMs = options.config.LEASE_TTL;
     this.#waitMs = options.config.LEASE_WAIT;
+    this.#peerUrl = options.config.PEER_URL;
     this.#log = options.logger;
     this.#metrics = options.metrics;
   }
@@ -129,16 +152,16 @@ export class LeaseBoard {
    * Claims the lease at `key`. `found(done)` looks for what the lease
    * guards: on every poll beside the lease's head (`done` undefined: where
    * the holder is expected to put it), and again where a done mark says it
-   * is. `early`: this claim's first write, begun before (`begin`). Store
-   * failures make this node fetch on its own rather than fail.
+   * is. Store failures make this node fetch on its own rather than fail.
    */
-  async claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal?: AbortSignal, early?: EarlyLease): Promise<Claim<T>> {
+  async claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, options: ClaimOptions<T> = {}): Promise<Claim<T>> {
+    const { signal, early } = options;
     if (!this.#tier.available || !(await this.probe())) {
       if (early) void this.drop(early);
       return {};
     }
     try {
-      const { claim, outcome } = await this.#claim(key, found, signal, early);
+      const { claim, outcome } = await this.#claim(key, found, options);
       this.#metrics.leases.inc({ outcome });
       return claim;
     } catch (error) {
@@ -149,15 +172,19 @@ export class LeaseBoard {
     }
   }
 
-  async #claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, signal: AbortSignal | undefined, early: EarlyLease | undefined): Promise<{ claim: Claim<T>; outcome: LeaseOutcome }> {
+  async #claim<T>(key: string, found: (done: Done | undefined) => Promise<T | undefined>, options: ClaimOptions<T>): Promise<{ claim: Claim<T>; outcome: LeaseOutcome }> {
+    const { signal, early, fromHolder } = options;
     const deadline = Date.now() + this.#waitMs;
+    const deferUntil = options.defer && !early ? Date.now() + DEFER_MS : 0;
     let outcome: LeaseOutcome = 'held';
-    let etag = early ? await this.#current(early) : await this.#write(key, 'held', { ifNoneMatch: '*' });
+    let etag = early ? await this.#current(early) : deferUntil ? undefined : await this.#write(key, 'held', { ifNoneMatch: '*' });
     let leaseLookAt = 0;
     while (!etag) {
       signal?.throwIfAborted();
-      // What the lease guards on every poll, the lease itself beside it now and then: bytes the holder has put are read without waiting for its done mark.
-      const looking = Date.now() >= leaseLookAt;
+      // What the lease guards on every poll, the lease itself beside it now and then (every poll while deferring):
+      // bytes the holder has put are read without waiting for its done mark.
+      const deferring = Date.now() < deferUntil;
+      const looking = deferring || Date.now() >= leaseLookAt;
       const [head, early] = await Promise.allSettled([looking ? this.#tier.headObject(key) : undefined, found(undefined)]);
       if (early.status === 'rejected') throw early.reason;
       if (early.value !== undefined) return { claim: { found: early.value }, outcome: 'followed' };
@@ -169,13 +196,15 @@ export class LeaseBoard {
       leaseLookAt = Date.now() + LEASE_LOOK_MS;
       const lease = head.value;
       if (!lease) {
-        etag = await this.#write(key, 'held', { ifNoneMatch: '*' });
+        if (deferring) await sleep(POLL_MS, undefined, { signal });
+        else etag = await this.#write(key, 'held', { ifNoneMatch: '*' });
         continue;
       }
       const state = lease.metadata.state as LeaseState | undefined;
-      // Done since the look above, or put where this node did not expect it.
-      const value = state === 'done' ? await found({ shared: lease.metadata.where === 'shared' }) : undefined;
-      if (value !== undefined) return { claim: { found: value }, outcome: 'followed' };
+      const holder = lease.metadata.peer;
+      // Done since the look above, or put where this node did not expect it; or, held, from the holder as it arrives.
+      const value = state === 'done' ? await found({ shared: lease.metadata.where === 'shared' }) : state === 'held' && holder && fromHolder && !lapsed(lease) ? await fromHolder(holder) : undefined;
+      if (value !== undefined) return { claim: { found: value }, outcome: state === 'done' ? 'followed' : 'streamed' };
       // Done but gone (pruned, or of a dropped version), released, or lapsed: take it over; of several nodes, one wins.
       if (state === 'done' || lapsed(lease)) {
         etag = await this.#write(key, 'held', { ifMatch: lease.etag });
@@ -209,7 +238,7 @@ export class LeaseBoard {
 
   /** Puts the lease object; its etag, or undefined when the condition failed (another node got there first). */
   async #write(key: string, state: LeaseState, condition: { ifNoneMatch?: '*'; ifMatch?: string }, where?: 'slices' | 'shared'): Promise<string | undefined> {
-    const metadata = { node: this.node, state, ttl: String(state === 'held' ? this.#ttlMs : 0), ...(where && { where }) };
+    const metadata = { node: this.node, state, ttl: String(state === 'held' ? this.#ttlMs : 0), ...(where && { where }), ...(state === 'held' && this.#peerUrl && { peer: this.#peerUrl }) };
     try {
       // S3's ETag is the body's MD5: a body of its own per write, so that an If-Match on the ETag read means "nobody wrote since".
       // With the same body twice (this node taking back a lease it released), two nodes' takeovers could both match.

@@ -13,13 +13,15 @@ import type { VideoRef, VideoRequest } from './keys.js';
 import { planHead } from './head.js';
 import { createManifest, headSliceCount, headSliceIndexes, isHeadSlice, mergeManifest, sliceBounds, sliceCount, withPersisted, type Manifest } from './manifest.js';
 import type { Done, EarlyLease, LeaseBoard } from './lease.js';
+import type { PeerClient } from './peer-client.js';
 import type { DiskTier } from './disk-tier.js';
 import type { HeldSlice, MemoryTier } from './memory-tier.js';
 import type { Charge } from './slice-budget.js';
 import type { EarlySlice, StoreTier } from './store-tier.js';
 import { SliceFlight } from './slice-flight.js';
+import { encodeSlice, storedSliceLength } from './slice-codec.js';
 import { SliceStream } from './slice-stream.js';
-import { skipBytes } from './store-util.js';
+import { bodyOf, skipBytes } from './store-util.js';
 
 export type CacheStatus = 'HIT' | 'HIT-DISK' | 'HIT-S3' | 'MISS';
 
@@ -38,8 +40,8 @@ type SliceSource =
   /** A new fetch, from the store or the origin. */
   | { tier: Exclude<TierName, 'memory'>; slice?: undefined; flight?: undefined };
 
-/** Set by a lease claim that found another node's slice: whether it was read from shared/ (so a corrupt one is deleted there). */
-type ReadFrom = { shared: boolean };
+/** Set by a lease claim that found another node's slice: read from shared/ (so a corrupt one is deleted there), or streamed from the holder (nothing stored to delete). */
+type ReadFrom = { shared: boolean; holder: boolean };
 
 const STATUS: Record<TierName, CacheStatus> = { memory: 'HIT', disk: 'HIT-DISK', s3: 'HIT-S3', origin: 'MISS' };
 /** A request's status is that of its worst slice: one origin slice makes it a MISS. */
@@ -63,6 +65,8 @@ export class TieredCache {
   readonly #store: StoreTier;
   readonly #disk: DiskTier | undefined;
   readonly #leases: LeaseBoard;
+  /** Streams slices from the nodes holding their leases (PEER_URL); undefined without it. */
+  readonly #peers: PeerClient | undefined;
   readonly #resolver: Resolver;
   readonly #fetcher: OriginFetcher;
   readonly #metrics: Metrics;
@@ -85,12 +89,13 @@ export class TieredCache {
   readonly #absent: LRUCache<string, true> | undefined;
   #closing = false;
 
-  constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; disk?: DiskTier; leases: LeaseBoard; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
+  constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; disk?: DiskTier; leases: LeaseBoard; peers?: PeerClient; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
     this.#config = options.config;
     this.#memory = options.memory;
     this.#store = options.store;
     this.#disk = options.disk;
     this.#leases = options.leases;
+    this.#peers = options.peers;
     this.#resolver = options.resolver;
     this.#fetcher = options.fetcher;
     this.#metrics = options.metrics;
@@ -196,7 +201,7 @@ export class TieredCache {
    * a node that loses it waits for the holder's manifest instead of running yt-dlp.
    */
   async #manifestFromOrigin(video: VideoRequest, early?: EarlyLease): Promise<{ manifest: Manifest; tier: TierName }> {
-    const claim = await this.#leases.claim(this.#store.keys.lease(video, 0), () => this.#storedManifest(video), undefined, early);
+    const claim = await this.#leases.claim(this.#store.keys.lease(video, 0), () => this.#storedManifest(video), { early });
     if (claim.found) return { manifest: claim.found, tier: this.#store.name };
     const resolution = await this.#resolver.resolve(video).catch((error: unknown) => {
       void claim.lease?.release();
@@ -349,11 +354,11 @@ export class TieredCache {
       }
       if (manifest) {
         // Where the slice is read from: the head's place, or shared/ when another node's lease put it there.
-        const from: ReadFrom = { shared: false };
+        const from: ReadFrom = { shared: false, holder: false };
         try {
           // A pass-through stream keeps no bytes to upload, so it never takes a lease.
           const slice =
-            flight.tier !== 'origin' ? await this.#store.openSlice(manifest, index, signal, false, 'get-slice', this.#takeEarly(manifest, index)) : flight instanceof SliceFlight ? await this.#claim(manifest, index, flight, from) : undefined;
+            flight.tier !== 'origin' ? await this.#store.openSlice(manifest, index, signal, false, 'get-slice', this.#takeEarly(manifest, index)) : flight instanceof SliceFlight ? await this.#claim(video, manifest, index, flight, from) : undefined;
           if (slice) {
             flight.tier = this.#store.name;
             // After a disk-tier file failed its check part-way, from the byte it reached.
@@ -364,8 +369,8 @@ export class TieredCache {
           if (flight.tier !== 'origin') this.#forgetPersisted(manifest, index);
         } catch (error) {
           if (signal.aborted) throw error;
-          if (isTubeError(error, 'SLICE_CORRUPT')) await this.#dropCorrupt(manifest, index, error, from.shared);
-          else this.#log.warn({ videoId: video.id, index, err: error }, 'store slice read failed; continuing from the origin');
+          if (isTubeError(error, 'SLICE_CORRUPT')) await this.#dropCorrupt(manifest, index, error, from);
+          else this.#log.warn({ videoId: video.id, index, err: error, fromHolder: from.holder }, 'slice read failed; continuing from the origin');
         }
       }
       flight.tier = 'origin';
@@ -402,22 +407,38 @@ export class TieredCache {
     }
   }
 
-  /** Another node's upload of this slice, when it holds the slice's lease; else this node takes the lease (or fetches alone). */
-  async #claim(manifest: Manifest, index: number, flight: SliceFlight, from: ReadFrom): Promise<AsyncGenerator<Buffer> | undefined> {
+  /**
+   * Another node's copy of this slice when it holds the slice's lease (streamed from it while it
+   * fetches, with PEER_URL, else its upload); else this node takes the lease (or fetches alone).
+   */
+  async #claim(video: VideoRequest, manifest: Manifest, index: number, flight: SliceFlight, from: ReadFrom): Promise<AsyncGenerator<Buffer> | undefined> {
     const signal = flight.controller.signal;
     // Beyond the head a holder shares the slice under shared/ (#shareSlice); a done mark says where it did.
     const open = (done: Done | undefined) => {
       from.shared = done?.shared ?? !isHeadSlice(manifest, index);
+      from.holder = false;
       return this.#store.openSlice(manifest, index, signal, from.shared, 'poll-slice');
     };
-    const claim = await this.#leases.claim(this.#store.keys.lease(manifest, index), open, signal);
+    const peers = this.#peers;
+    const fromHolder =
+      peers &&
+      ((holder: string) => {
+        from.holder = true;
+        return peers.open(holder, manifest, index, signal);
+      });
+    // A node without the video's URL leaves a new lease a moment to a node that has it: else its read-ahead may win the race and run yt-dlp.
+    const claim = await this.#leases.claim(this.#store.keys.lease(manifest, index), open, { signal, fromHolder, defer: !this.#resolver.has(video) });
     flight.lease = claim.lease;
     return claim.found;
   }
 
-  /** A slice that failed its digest: counted, deleted, and no longer claimed; the origin's bytes replace it (#completed uploads them). */
-  async #dropCorrupt(manifest: Manifest, index: number, error: unknown, shared: boolean): Promise<void> {
-    this.#metrics.integrityFailures.inc({ store: this.#store.name });
+  /**
+   * A slice that failed its digest: counted, deleted, and no longer claimed; the origin's bytes replace it (#completed uploads them).
+   * One streamed from its lease holder is only counted: nothing of it is stored.
+   */
+  async #dropCorrupt(manifest: Manifest, index: number, error: unknown, { shared, holder }: ReadFrom): Promise<void> {
+    this.#metrics.integrityFailures.inc({ store: holder ? 'peer' : this.#store.name });
+    if (holder) return void this.#log.error({ videoId: manifest.id, index, err: error }, 'slice streamed from its lease holder is corrupt; reading the origin');
     this.#log.error({ videoId: manifest.id, index, err: error }, 'stored slice is corrupt; dropping it and reading the origin');
     this.#forgetPersisted(manifest, index);
     await this.#store.deleteKeys([shared ? this.#store.keys.shared(manifest, index) : this.#store.keys.slice(manifest, index)]).catch((failure: unknown) => this.#log.warn({ videoId: manifest.id, index, err: failure }, 'could not delete the corrupt slice'));
@@ -679,6 +700,32 @@ export class TieredCache {
       for (const slice of slices) slice.charge.release();
     };
     return { views, release };
+  }
+
+  /**
+   * For a node waiting on this node's lease (src/http/peer.ts): slice `index` of version `etag`
+   * laid out as a stored slice (slice-codec.ts), from memory or from the fetch in flight as its
+   * bytes arrive; undefined when this node has neither. The slice is held, as by any reader (a
+   * fetch goes on for it), until `release`, which the caller calls once the response is over.
+   */
+  peerSlice(video: VideoRequest, index: number, etag: string, signal: AbortSignal): { length: number; body: AsyncGenerator<Buffer>; release: () => void } | undefined {
+    const manifest = this.#memory.getManifest(video);
+    if (manifest?.etag !== etag || index >= sliceCount(manifest)) return undefined;
+    const source = this.#locate(manifest, index, false);
+    let handle: SliceHandle;
+    if (source.slice) handle = { tier: 'memory', slice: { bytes: source.slice.bytes, charge: source.slice.charge.hold() } };
+    else if (source.flight) {
+      source.flight.hold();
+      handle = { flight: source.flight };
+    } else return undefined;
+    const identity = { etag, length: sliceBounds(manifest, index).length };
+    const bytes = handle.slice ? bodyOf(handle.slice.bytes) : handle.flight.read(0, identity.length - 1, signal);
+    let held = true;
+    const release = () => {
+      if (held) letGo(handle);
+      held = false;
+    };
+    return { length: storedSliceLength(identity), body: encodeSlice(bytes, identity), release };
   }
 
   /** Warms the head of a video into memory and the store; shares fetches with readers. */

@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type Koa from 'koa';
 import type { Context } from 'koa';
 import type { Counter } from 'prom-client';
@@ -11,6 +10,7 @@ import type { PruneOptions } from '../ops/prune.js';
 import { DEFAULT_CONCURRENCY } from '../ops/scan.js';
 import { parseDuration, parseSize } from '../units.js';
 import { adminPage } from './admin-page.js';
+import { checkBearer } from './bearer.js';
 import { listenerApp } from './app.js';
 import { routesOrRefuse, strictRouter } from './routing.js';
 import type { AppServices } from './services.js';
@@ -22,25 +22,6 @@ const BODY_MAX = 64 * 1024;
 /** The admin web page's address: one of the two paths that end in "/" (src/http/routing.ts). */
 const PAGE_PATH = '/admin/';
 
-const digest = (text: string) => createHash('sha256').update(text).digest();
-
-/**
- * `Authorization: Bearer <ADMIN_TOKEN>`: 401 without it, 403 with another. The
- * tokens are compared as SHA-256 digests with timingSafeEqual, so neither the
- * content nor the length of the token leaks through response times.
- */
-function checkBearer(token: string) {
-  const expected = digest(token);
-  return (ctx: Context) => {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(ctx.get('Authorization'));
-    if (!match) {
-      ctx.set('WWW-Authenticate', 'Bearer realm="tubecache admin"');
-      throw new TubeError('UNAUTHORIZED');
-    }
-    if (!timingSafeEqual(digest(match[1]!), expected)) throw new TubeError('FORBIDDEN');
-  };
-}
-
 /**
  * The admin API as one handler: the bearer check runs first for every request
  * it is given, whatever the path, then the body limit, then its routes (404 or
@@ -50,7 +31,7 @@ function checkBearer(token: string) {
 export function adminApi(service: AppServices) {
   const router = strictRouter('/admin');
   const { store, memory, cache } = service;
-  const authorize = checkBearer(service.config.ADMIN_TOKEN);
+  const authorize = checkBearer(service.config.ADMIN_TOKEN, 'tubecache admin');
   const routes = routesOrRefuse(router);
   const page = adminPage(service.config);
 

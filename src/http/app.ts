@@ -12,13 +12,17 @@ import type { AppServices } from './services.js';
 /** Seconds a load balancer is asked to wait before asking /readyz again: the store and yt-dlp are re-checked on every call. */
 const READY_RETRY_AFTER = 5;
 
+/** A handler that answers every request under its first path segment itself, its bearer check first. */
+type Guarded = (ctx: Context) => Promise<void>;
+
 /**
  * The public app: proxy, prefetch, health, readiness and metrics. `admin`, when
  * the admin API shares the port, is handed every request whose (canonical)
  * first segment is `admin`, and answers it whole: its routes are not in this
- * router, so no spelling reaches them except through its bearer check.
+ * router, so no spelling reaches them except through its bearer check. `peer`
+ * (PEER_URL), the same for `peer`.
  */
-export function createApp(service: AppServices, admin?: (ctx: Context) => Promise<void>): Koa {
+export function createApp(service: AppServices, guarded: { admin?: Guarded; peer?: Guarded } = {}): Koa {
   const app = listenerApp(service.logger, service.metrics);
   const router = strictRouter();
   const { cache, metrics } = service;
@@ -45,7 +49,14 @@ export function createApp(service: AppServices, admin?: (ctx: Context) => Promis
     ctx.body = await metrics.registry.metrics();
   });
 
-  if (admin) app.use((ctx, next) => (ctx.path.split('/')[1] === 'admin' ? admin(ctx) : next()));
+  const { admin, peer } = guarded;
+  if (admin || peer) {
+    app.use((ctx, next) => {
+      const first = ctx.path.split('/')[1];
+      const handler = first === 'admin' ? admin : first === 'peer' ? peer : undefined;
+      return handler ? handler(ctx) : next();
+    });
+  }
   app.use(routesOrRefuse(router));
   return app;
 }

@@ -2,7 +2,7 @@ import type { Context, Next } from 'koa';
 import type { Metrics } from '../metrics.js';
 
 /** Route classes for the duration histogram: a fixed set, so a path (or a video id in it) never becomes a label. */
-const ROUTES = new Set(['proxy', 'prefetch', 'admin', 'healthz', 'readyz', 'metrics']);
+const ROUTES = new Set(['proxy', 'prefetch', 'admin', 'peer', 'healthz', 'readyz', 'metrics']);
 
 /** Observes each request's duration, until the response is over (koa writes after the middleware returns). */
 export function requestMetrics(metrics: Metrics) {

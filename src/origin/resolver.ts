@@ -62,6 +62,12 @@ export class Resolver {
     return run;
   }
 
+  /** Whether a media URL for the video is at hand or on its way: fetching it would not start yt-dlp. */
+  has(video: Resolvable): boolean {
+    const resolution = this.#answers.get(video)?.resolution;
+    return (resolution !== undefined && resolution.expiresAt > Date.now()) || this.#running.has(resolvableKey(video));
+  }
+
   /** Forgets a resolution the origin refused (403/410), so the next call runs yt-dlp again. */
   invalidate(video: Resolvable): void {
     this.#answers.delete(video);

@@ -53,7 +53,7 @@ export async function startServe(env: Record<string, string>): Promise<ServeProc
       ...env,
       // The URL and the shutdown are read from the log.
       LOG_LEVEL: 'info',
-      PORT: '0',
+      PORT: env.PORT ?? '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -121,7 +121,8 @@ export interface Streamed {
  * `bytesPerSecond` reads slowly (TCP backpressure does the rest); `abortAfterBytes`
  * destroys the request once that many body bytes arrived (0: before the headers).
  */
-export function streamGet(url: string, options: { bytesPerSecond?: number; abortAfterBytes?: number } = {}): Promise<Streamed> {
+/** `onData`: told the body bytes received so far, at every chunk. */
+export function streamGet(url: string, options: { bytesPerSecond?: number; abortAfterBytes?: number; onData?: (bytes: number) => void } = {}): Promise<Streamed> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');
@@ -134,6 +135,7 @@ export function streamGet(url: string, options: { bytesPerSecond?: number; abort
       res.on('data', (chunk: Buffer) => {
         bytes += chunk.length;
         hash.update(chunk);
+        options.onData?.(bytes);
         if (options.abortAfterBytes !== undefined && bytes >= options.abortAfterBytes) return void req.destroy();
         if (options.bytesPerSecond) {
           res.pause();

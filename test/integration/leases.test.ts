@@ -127,6 +127,28 @@ s3Test('a lease is renewed while held, taken over at once when released, and aft
   await Promise.all([a!.close(), b!.close()]);
 });
 
+s3Test('a deferring claim (a node without the video\'s URL) leaves a missing lease to another node for 100 ms, and takes it itself after that', async (t) => {
+  const [a, b] = await nodes(2);
+  t.teardown(() => Promise.all([a!.close(), b!.close()]));
+  const video = a!.service.cache.video(h.video() as never);
+  const key = a!.service.store.keys.lease(video, 7);
+  const found = async (done: unknown) => (done ? 'read where the done mark says' : undefined);
+  // B asks first, A 30 ms later (its read-ahead, in the cluster): A holds the lease and B follows it.
+  const deferred = b!.service.leases.claim(key, found, { defer: true });
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  const first = await a!.service.leases.claim(key, found);
+  t.truthy(first.lease, 'the node that claims at once holds the lease');
+  t.true(await first.lease!.share(async () => undefined, true));
+  t.deepEqual(await deferred, { found: 'read where the done mark says' });
+  // Nobody else: a deferring claim creates the lease itself after 100 ms.
+  const alone = a!.service.store.keys.lease(video, 8);
+  const started = Date.now();
+  const own = await b!.service.leases.claim(alone, found, { defer: true });
+  t.truthy(own.lease);
+  t.true(Date.now() - started >= 100, `held after ${Date.now() - started} ms`);
+  await own.lease!.release();
+});
+
 /** Records the S3 requests that reach the harness's S3 proxy while `run` runs: when each head arrived, its method and key. */
 async function s3Requests<T>(run: () => Promise<T>): Promise<{ result: T; sent: (method: string, key: string) => number | undefined }> {
   const proxy = h.store.s3!.proxy;
@@ -203,7 +225,7 @@ s3Test('an early lease put more than a renewal period before its claim is renewe
   const fresh = a!.service.store.keys.lease(video, 1);
   const quick = board.begin(fresh)!;
   const put = (await quick.write).etag;
-  const held = await board.claim(fresh, nothing, undefined, quick);
+  const held = await board.claim(fresh, nothing, { early: quick });
   t.truthy(held.lease);
   t.is(await etagOf(fresh), put, 'claimed at once: the early put is the lease, no second write');
   await held.lease!.release();
@@ -212,7 +234,7 @@ s3Test('an early lease put more than a renewal period before its claim is renewe
   const slow = board.begin(stale)!;
   const first = (await slow.write).etag;
   await new Promise((resolve) => setTimeout(resolve, 1_200));
-  const renewed = await board.claim(stale, nothing, undefined, slow);
+  const renewed = await board.claim(stale, nothing, { early: slow });
   t.truthy(renewed.lease);
   t.not(await etagOf(stale), first, 'a renewal period later: rewritten (If-Match) before the claim returned');
   await renewed.lease!.release();
