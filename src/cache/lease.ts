@@ -193,7 +193,7 @@ export class LeaseBoard {
         await sleep(POLL_MS, undefined, { signal });
         continue;
       }
-      leaseLookAt = Date.now() + LEASE_LOOK_MS;
+      leaseLookAt = deferring ? deferUntil : Date.now() + LEASE_LOOK_MS;
       const lease = head.value;
       if (!lease) {
         if (deferring) await sleep(POLL_MS, undefined, { signal });
@@ -201,7 +201,8 @@ export class LeaseBoard {
         continue;
       }
       const state = lease.metadata.state as LeaseState | undefined;
-      const holder = lease.metadata.peer;
+      // Never this node itself: a lease it is about to release (an aborted fetch) names it until the release lands.
+      const holder = lease.metadata.node === this.node ? undefined : lease.metadata.peer;
       // Done since the look above, or put where this node did not expect it; or, held, from the holder as it arrives.
       const value = state === 'done' ? await found({ shared: lease.metadata.where === 'shared' }) : state === 'held' && holder && fromHolder && !lapsed(lease) ? await fromHolder(holder) : undefined;
       if (value !== undefined) return { claim: { found: value }, outcome: state === 'done' ? 'followed' : 'streamed' };

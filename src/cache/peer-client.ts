@@ -48,10 +48,15 @@ export class PeerClient {
       response.resume();
       return response.statusCode === 404 ? this.#none('absent') : this.#none('failed', { holder, status: response.statusCode });
     }
-    const slice = await openSlice(response, { etag: manifest.etag, length: sliceBounds(manifest, index).length }).catch((error: unknown) => {
+    let slice: AsyncGenerator<Buffer> | undefined;
+    try {
+      slice = await openSlice(response, { etag: manifest.etag, length: sliceBounds(manifest, index).length });
+    } catch (error) {
+      // Cut before the header was whole.
       response.destroy();
-      throw error;
-    });
+      if (signal.aborted) throw error;
+      return this.#none('failed', { holder, err: error });
+    }
     if (!slice) {
       response.destroy();
       return this.#none('failed', { holder, reason: 'not a slice of this version' });

@@ -51,6 +51,10 @@ const RANK: Record<TierName, number> = { memory: 0, disk: 1, s3: 1, origin: 2 };
 const PREFETCH_PARALLEL = 2;
 /** Waits for slice budget that only the bytes' release ends (prefetch and a new video's first slice have no reader to stream to). */
 const NO_DEADLINE = new AbortController().signal;
+/** Claims made again for a slice whose holder failed before sending a byte, before this node fetches it alone. */
+const HOLDER_RECLAIMS = 2;
+/** How long a video counts as fetched by another node after this node last followed one of its leases. */
+const OTHERS_FETCHING_MS = 60_000;
 /** How long a slice GET started beside its manifest's waits for the read it was started for. */
 const EARLY_SLICE_MS = 1_000;
 
@@ -87,6 +91,8 @@ export class TieredCache {
   readonly #persistedSets = new WeakMap<Manifest, Set<number>>();
   /** Videos the store had no manifest for, lately (STORE_ABSENT_TTL): a retry skips the store's round trip; this node's own manifest write forgets the entry. */
   readonly #absent: LRUCache<string, true> | undefined;
+  /** Videos another node was fetching lately (a claim found its manifest or slice): their new leases are left to it a moment (#claim). */
+  readonly #othersFetching = new LRUCache<string, true>({ max: 10_000, ttl: OTHERS_FETCHING_MS });
   #closing = false;
 
   constructor(options: { config: Config; memory: MemoryTier; store: StoreTier; disk?: DiskTier; leases: LeaseBoard; peers?: PeerClient; resolver: Resolver; fetcher: OriginFetcher; metrics: Metrics; logger: Logger }) {
@@ -202,7 +208,10 @@ export class TieredCache {
    */
   async #manifestFromOrigin(video: VideoRequest, early?: EarlyLease): Promise<{ manifest: Manifest; tier: TierName }> {
     const claim = await this.#leases.claim(this.#store.keys.lease(video, 0), () => this.#storedManifest(video), { early });
-    if (claim.found) return { manifest: claim.found, tier: this.#store.name };
+    if (claim.found) {
+      this.#othersFetching.set(videoKey(video), true);
+      return { manifest: claim.found, tier: this.#store.name };
+    }
     const resolution = await this.#resolver.resolve(video).catch((error: unknown) => {
       void claim.lease?.release();
       throw error;
@@ -352,27 +361,7 @@ export class TieredCache {
         if (await this.#disk.fill(manifest, index, push, signal)) return flight.finish();
         flight.tier = this.#inStore(manifest, index) ? this.#store.name : 'origin';
       }
-      if (manifest) {
-        // Where the slice is read from: the head's place, or shared/ when another node's lease put it there.
-        const from: ReadFrom = { shared: false, holder: false };
-        try {
-          // A pass-through stream keeps no bytes to upload, so it never takes a lease.
-          const slice =
-            flight.tier !== 'origin' ? await this.#store.openSlice(manifest, index, signal, false, 'get-slice', this.#takeEarly(manifest, index)) : flight instanceof SliceFlight ? await this.#claim(video, manifest, index, flight, from) : undefined;
-          if (slice) {
-            flight.tier = this.#store.name;
-            // After a disk-tier file failed its check part-way, from the byte it reached.
-            for await (const chunk of skipBytes(slice, flight.received)) await push(chunk);
-            return flight.finish();
-          }
-          // Listed but gone (pruned, or replaced by another version): stop claiming it until it is uploaded again.
-          if (flight.tier !== 'origin') this.#forgetPersisted(manifest, index);
-        } catch (error) {
-          if (signal.aborted) throw error;
-          if (isTubeError(error, 'SLICE_CORRUPT')) await this.#dropCorrupt(manifest, index, error, from);
-          else this.#log.warn({ videoId: video.id, index, err: error, fromHolder: from.holder }, 'slice read failed; continuing from the origin');
-        }
-      }
+      if (manifest && (await this.#fillFromStore(video, manifest, index, flight, push))) return flight.finish();
       flight.tier = 'origin';
       if (manifest && flight instanceof SliceFlight && flight.lease) this.#shareSlice(manifest, index, flight);
       const sliceBytes = this.#config.SLICE_BYTES;
@@ -408,6 +397,43 @@ export class TieredCache {
   }
 
   /**
+   * Fills a flight from the store, or from another node's copy under the slice's lease (#claim);
+   * true once the slice is complete. False leaves the rest to the origin, from the byte reached:
+   * the slice is missing, its read failed, or it was corrupt (and is dropped).
+   */
+  async #fillFromStore(video: VideoRequest, manifest: Manifest, index: number, flight: SliceFlight | SliceStream, push: (chunk: Buffer) => void | Promise<void>): Promise<boolean> {
+    const signal = flight.controller.signal;
+    for (let reclaims = 0; ; reclaims++) {
+      // Where the slice is read from: the head's place, or shared/ when another node's lease put it there, or the holder.
+      const from: ReadFrom = { shared: false, holder: false };
+      try {
+        // A pass-through stream keeps no bytes to upload, so it never takes a lease.
+        const slice =
+          flight.tier !== 'origin' ? await this.#store.openSlice(manifest, index, signal, false, 'get-slice', this.#takeEarly(manifest, index)) : flight instanceof SliceFlight ? await this.#claim(video, manifest, index, flight, from) : undefined;
+        if (!slice) {
+          // Listed but gone (pruned, or replaced by another version): stop claiming it until it is uploaded again.
+          if (flight.tier !== 'origin') this.#forgetPersisted(manifest, index);
+          return false;
+        }
+        flight.tier = this.#store.name;
+        // After a disk-tier file failed its check part-way, from the byte it reached.
+        for await (const chunk of skipBytes(slice, flight.received)) await push(chunk);
+        return true;
+      } catch (error) {
+        if (signal.aborted) throw error;
+        // A holder that failed before its first byte (its own origin fetch failed: it releases the lease): claim again rather than fetch alone.
+        if (from.holder && flight.received === 0 && reclaims < HOLDER_RECLAIMS && !isTubeError(error, 'SLICE_CORRUPT')) {
+          flight.tier = 'origin';
+          continue;
+        }
+        if (isTubeError(error, 'SLICE_CORRUPT')) await this.#dropCorrupt(manifest, index, error, from);
+        else this.#log.warn({ videoId: video.id, index, err: error, fromHolder: from.holder }, 'slice read failed; continuing from the origin');
+        return false;
+      }
+    }
+  }
+
+  /**
    * Another node's copy of this slice when it holds the slice's lease (streamed from it while it
    * fetches, with PEER_URL, else its upload); else this node takes the lease (or fetches alone).
    */
@@ -426,9 +452,11 @@ export class TieredCache {
         from.holder = true;
         return peers.open(holder, manifest, index, signal);
       });
-    // A node without the video's URL leaves a new lease a moment to a node that has it: else its read-ahead may win the race and run yt-dlp.
-    const claim = await this.#leases.claim(this.#store.keys.lease(manifest, index), open, { signal, fromHolder, defer: !this.#resolver.has(video) });
+    // While another node fetches the video, a node without its URL leaves a new lease a moment to that node: else its read-ahead may win the race and run yt-dlp.
+    const defer = !this.#resolver.has(video) && this.#othersFetching.has(videoKey(video));
+    const claim = await this.#leases.claim(this.#store.keys.lease(manifest, index), open, { signal, fromHolder, defer });
     flight.lease = claim.lease;
+    if (claim.found) this.#othersFetching.set(videoKey(video), true);
     return claim.found;
   }
 
@@ -714,7 +742,8 @@ export class TieredCache {
     const source = this.#locate(manifest, index, false);
     let handle: SliceHandle;
     if (source.slice) handle = { tier: 'memory', slice: { bytes: source.slice.bytes, charge: source.slice.charge.hold() } };
-    else if (source.flight) {
+    // Only a fetch under this node's lease: a flight still claiming (or following) would make a chain, or a node wait for itself.
+    else if (source.flight?.lease) {
       source.flight.hold();
       handle = { flight: source.flight };
     } else return undefined;
