@@ -12,7 +12,8 @@ import { parseDuration, parseSize } from './units.js';
 interface Setting<T> {
   readonly default: string;
   readonly doc: string;
-  parse(raw: string, name: string): T;
+  /** `env`: the whole environment, for a value that names other variables. */
+  parse(raw: string, name: string, env?: Record<string, string | undefined>): T;
 }
 
 const fail = (name: string, message: string): never => {
@@ -97,11 +98,20 @@ const baseUrl = (doc: string): Setting<string> => ({
   },
 });
 
-/** This node's address for the other nodes: a base URL in which `{hostname}` stands for the machine's host name (one value for every node). */
+/**
+ * This node's address for the other nodes, one value for every node: a base URL in which `{hostname}`
+ * stands for the machine's host name and `{NAME}` for the environment variable NAME (FLY_MACHINE_ID…).
+ */
 const peerUrl = (doc: string): Setting<string> => ({
   default: '',
   doc,
-  parse: (raw, name) => baseUrl(doc).parse(raw.replaceAll('{hostname}', hostname()), name),
+  parse(raw, name, env) {
+    const expanded = raw.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, variable: string) => {
+      if (variable === 'hostname') return hostname();
+      return env?.[variable] || fail(name, `names {${variable}}, but ${variable} is not set`);
+    });
+    return baseUrl(doc).parse(expanded, name, env);
+  },
 });
 
 /** Named yt-dlp format selectors: `name=selector,…`, the first the default (src/origin/format.ts). */
@@ -168,7 +178,7 @@ export const SETTINGS = {
   LEASE_TTL: duration('10s', 'a slice lease (nodes sharing a bucket) lapses this long after its last renewal; judged on the S3 clock, whose times are whole seconds', 2_000),
   LEASE_WAIT: duration('20s', 'a node waiting for another node\'s slice fetches it from the origin itself after this long', 1),
   SHARED_TTL: duration('10m', 'prune deletes slices beyond the head that a node uploaded for other nodes (and lapsed leases) once they are this old'),
-  PEER_URL: peerUrl('this node\'s address as the other nodes on the bucket reach it, e.g. http://{hostname}.vm.myapp.internal:8080 ({hostname}: the machine\'s host name); with PEER_TOKEN, a node waiting for a slice another node is fetching streams it from that node as it arrives instead of waiting for its upload'),
+  PEER_URL: peerUrl('this node\'s address as the other nodes on the bucket reach it, e.g. http://{FLY_MACHINE_ID}.vm.myapp.internal:8080 ({hostname}: the machine\'s host name; {NAME}: the environment variable NAME); with PEER_TOKEN, a node waiting for a slice another node is fetching streams it from that node as it arrives instead of waiting for its upload'),
   PEER_TOKEN: str('', 'the bearer token nodes send each other for /peer/ (the same on every node, not ADMIN_TOKEN; at least 16 characters)'),
   ACCESS_TOUCH_INTERVAL: duration('1m', 'how often one process records a video\'s last access in S3'),
   STORE_ABSENT_TTL: duration('10s', 'how long a process remembers that the store had no manifest for a video, so a retry goes straight to the origin (0: ask the store every time)'),
@@ -222,7 +232,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   for (const [name, setting] of Object.entries(SETTINGS) as [SettingName, Setting<unknown>][]) {
     const raw = env[name];
     // Unset means the default; set-but-empty is a value (an empty host list, or an error for a number).
-    config[name] = setting.parse(raw ?? setting.default, name);
+    config[name] = setting.parse(raw ?? setting.default, name, env);
   }
   const result = config as Config;
   if (result.SLICE_BYTES > 64 * 2 ** 20) throw new ConfigError('SLICE_BYTES', 'must be at most 64MiB (a slice is held in memory whole)');

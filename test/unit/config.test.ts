@@ -69,15 +69,17 @@ test('ADMIN_PUBLIC_URL is an http(s) URL, kept without its trailing slash', (t) 
   for (const bad of ['ftp://cache.example.com', 'https://cache.example.com/?x=1', 'https://user@cache.example.com']) t.throws(() => loadConfig({ ADMIN_PUBLIC_URL: bad }), { instanceOf: ConfigError }, bad);
 });
 
-test('PEER_URL and PEER_TOKEN: set together, {hostname} filled in, a token of 16 characters or more that is not ADMIN_TOKEN', (t) => {
+test('PEER_URL and PEER_TOKEN: set together, {hostname} and {VARIABLE} filled in (an unset one stops start-up), a token of 16 characters or more that is not ADMIN_TOKEN', (t) => {
   const token = 'peer-token-0123456789';
   t.is(loadConfig({ PEER_URL: 'http://{hostname}.vm.app.internal:8080/', PEER_TOKEN: token }).PEER_URL, `http://${hostname().toLowerCase()}.vm.app.internal:8080`);
+  t.is(loadConfig({ PEER_URL: 'http://{FLY_MACHINE_ID}.vm.app.internal:8080', PEER_TOKEN: token, FLY_MACHINE_ID: '148ed193b95389' }).PEER_URL, 'http://148ed193b95389.vm.app.internal:8080');
   const cases: [Record<string, string>, string][] = [
     [{ PEER_URL: 'http://10.0.0.5:8080' }, 'PEER_TOKEN'],
     [{ PEER_TOKEN: token }, 'PEER_URL'],
     [{ PEER_URL: 'http://10.0.0.5:8080', PEER_TOKEN: 'short' }, 'PEER_TOKEN'],
     [{ PEER_URL: 'http://10.0.0.5:8080', PEER_TOKEN: token, ADMIN_TOKEN: token }, 'PEER_TOKEN'],
     [{ PEER_URL: 'ftp://10.0.0.5', PEER_TOKEN: token }, 'PEER_URL'],
+    [{ PEER_URL: 'http://{FLY_MACHINE_ID}.vm.app.internal:8080', PEER_TOKEN: token }, 'PEER_URL'],
   ];
   for (const [env, variable] of cases) t.is(t.throws(() => loadConfig(env), { instanceOf: ConfigError })?.variable, variable, JSON.stringify(env));
 });
