@@ -185,9 +185,9 @@ export class LeaseBoard {
       // bytes the holder has put are read without waiting for its done mark.
       const deferring = Date.now() < deferUntil;
       const looking = deferring || Date.now() >= leaseLookAt;
-      const [head, early] = await Promise.allSettled([looking ? this.#tier.headObject(key) : undefined, found(undefined)]);
-      if (early.status === 'rejected') throw early.reason;
-      if (early.value !== undefined) return { claim: { found: early.value }, outcome: 'followed' };
+      const [head, polled] = await Promise.allSettled([looking ? this.#tier.headObject(key) : undefined, found(undefined)]);
+      if (polled.status === 'rejected') throw polled.reason;
+      if (polled.value !== undefined) return { claim: { found: polled.value }, outcome: 'followed' };
       if (head.status === 'rejected') throw head.reason;
       if (!looking) {
         await sleep(POLL_MS, undefined, { signal });
@@ -203,9 +203,16 @@ export class LeaseBoard {
       const state = lease.metadata.state as LeaseState | undefined;
       // Never this node itself: a lease it is about to release (an aborted fetch) names it until the release lands.
       const holder = lease.metadata.node === this.node ? undefined : lease.metadata.peer;
-      // Done since the look above, or put where this node did not expect it; or, held, from the holder as it arrives.
-      const value = state === 'done' ? await found({ shared: lease.metadata.where === 'shared' }) : state === 'held' && holder && fromHolder && !lapsed(lease) ? await fromHolder(holder) : undefined;
-      if (value !== undefined) return { claim: { found: value }, outcome: state === 'done' ? 'followed' : 'streamed' };
+      // Done since the look above, or put where this node did not expect it.
+      if (state === 'done') {
+        const value = await found({ shared: lease.metadata.where === 'shared' });
+        if (value !== undefined) return { claim: { found: value }, outcome: 'followed' };
+      }
+      // Held: from the holder itself, as the bytes arrive.
+      if (state === 'held' && holder && fromHolder && !lapsed(lease)) {
+        const value = await fromHolder(holder);
+        if (value !== undefined) return { claim: { found: value }, outcome: 'streamed' };
+      }
       // Done but gone (pruned, or of a dropped version), released, or lapsed: take it over; of several nodes, one wins.
       if (state === 'done' || lapsed(lease)) {
         etag = await this.#write(key, 'held', { ifMatch: lease.etag });
